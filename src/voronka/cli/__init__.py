@@ -1,0 +1,1 @@
+"""The `voronka` command line: thin commands over the workspace."""

@@ -1,0 +1,40 @@
+"""Entry point: the root command, global options, and the command groups."""
+
+from __future__ import annotations
+
+import typer
+
+from voronka.cli import data, deal, import_amocrm, import_bitrix24, importing, pipeline, reports, workspace
+from voronka.cli._common import State, set_state
+from voronka.settings import Settings
+
+app = typer.Typer(
+    name="voronka",
+    help="Voronka: sales funnels with honest numbers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def root(
+    db: str = typer.Option(None, "--db", help="Workspace database URL; default $VORONKA_DB or sqlite:///voronka.db."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+) -> None:
+    set_state(State(Settings.from_env(db), debug))
+
+
+workspace.register(app)
+reports.register(app)
+data.register(app)
+app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(deal.app, name="deal")
+import_amocrm.register(importing.app)
+import_bitrix24.register(importing.app)
+app.add_typer(importing.app, name="import")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Clients of CRM APIs (amoCRM, Bitrix24) that bring pipelines, deals and their stage history in."""

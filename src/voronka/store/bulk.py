@@ -1,0 +1,231 @@
+"""Write many deals with their whole history in one transaction: for demos, imports and syncs.
+
+The same rules as single moves hold (times in order, reasons from the catalogue, lost needs a reason when the
+pipeline says so), but history is kept as it happened: a repeated stage is logged, not refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Integer, Table, func, select, text
+
+from voronka.domain.deal import ActivityKind
+from voronka.domain.pipeline import Pipeline, StageKind
+from voronka.errors import MoveError
+from voronka.store.schema import activities, deals, loss_reasons, stage_moves
+from voronka.store.types import UTCTime, from_micros
+from voronka.store.workspace import WorkspaceStore
+
+InsertRows = Callable[[Table, Sequence[str], list[tuple[Any, ...]]], None]
+BIG = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class NewMove:
+    stage: str
+    at: datetime
+    reason: str | None = None
+    by: str | None = None
+    comment: str | None = None
+    pipeline: str | None = None  # another pipeline: a transfer
+
+
+@dataclass(frozen=True, slots=True)
+class NewActivity:
+    kind: ActivityKind
+    at: datetime
+    due_at: datetime | None = None
+    done: bool = False
+    by: str | None = None
+    note: str | None = None
+
+
+@dataclass(slots=True)
+class NewDeal:
+    """A deal with its history; the first move is its creation and sets ``created_at``."""
+
+    pipeline: str
+    title: str
+    moves: list[NewMove]
+    owner: str | None = None
+    amount: Decimal | None = None
+    currency: str = "RUB"
+    source: str | None = None
+    segment: str | None = None
+    external_id: str | None = None
+    external_source: str = ""
+    custom: dict[str, Any] | None = None
+    activities: list[NewActivity] = field(default_factory=list)
+
+
+def write_histories(store: WorkspaceStore, items: Sequence[NewDeal]) -> list[int]:
+    """Insert the deals, their moves and activities; all land or none does. Returns the new deal ids."""
+    with store.transaction() as conn:
+        pipes = {p.name: p for p in store.pipelines()}
+        reason_ids = _reason_ids(conn)
+        ids = []
+        move_rows: list[dict[str, Any]] = []
+        act_rows: list[dict[str, Any]] = []
+        for n, item in enumerate(items):
+            rows = _moves(item, n, pipes, reason_ids, conn, store)
+            last = rows[-1]
+            deal_id = conn.execute(
+                deals.insert().values(
+                    pipeline_id=last["pipeline_id"],
+                    stage_id=last["stage_id"],
+                    stage_since=last["at"],
+                    title=item.title,
+                    owner_id=store._user_id(conn, item.owner),
+                    amount=item.amount,
+                    currency=item.currency,
+                    source=item.source,
+                    segment=item.segment,
+                    created_at=rows[0]["at"],
+                    external_id=item.external_id,
+                    external_source=item.external_source,
+                    custom=item.custom,
+                    version=1,
+                )
+            ).inserted_primary_key[0]
+            ids.append(int(deal_id))
+            move_rows += [{**r, "deal_id": deal_id} for r in rows]
+            act_rows += [
+                {
+                    "deal_id": deal_id,
+                    "kind": a.kind.value,
+                    "at": a.at,
+                    "due_at": a.due_at,
+                    "done": a.done,
+                    "author_id": store._user_id(conn, a.by),
+                    "note": a.note,
+                }
+                for a in item.activities
+            ]
+        if move_rows:
+            conn.execute(stage_moves.insert(), move_rows)
+        if act_rows:
+            conn.execute(activities.insert(), act_rows)
+        return ids
+
+
+def _reason_ids(conn: Connection) -> dict[tuple[int, str], int]:
+    return {(pid, name): rid for rid, pid, name in conn.execute(select(loss_reasons))}
+
+
+def _moves(
+    item: NewDeal,
+    n: int,
+    pipes: dict[str, Pipeline],
+    reason_ids: dict[tuple[int, str], int],
+    conn: Connection,
+    store: WorkspaceStore,
+) -> list[dict[str, Any]]:
+    if not item.moves:
+        raise MoveError(f"Deal #{n + 1} ({item.title!r}) has no moves; give at least its creation stage.")
+    rows: list[dict[str, Any]] = []
+    prev_stage = None
+    prev_at = None
+    for move in item.moves:
+        name = move.pipeline or (rows[-1]["pipeline"] if rows else item.pipeline)
+        pipe = pipes.get(name) or store._pipeline(conn, name)
+        stage = pipe.stage(move.stage)
+        if prev_at is not None and move.at < prev_at:
+            raise MoveError(
+                f"Deal #{n + 1} ({item.title!r}): the move to {stage.name!r} at {move.at.isoformat()} is "
+                f"before "
+                f"the previous move at {prev_at.isoformat()}; sort each deal's moves by time."
+            )
+        reason_id = None
+        if stage.kind is StageKind.LOST and move.reason:
+            reason_id = reason_ids[(pipe.id, pipe.reason(move.reason))]
+        elif stage.kind is StageKind.LOST and pipe.reason_required:
+            raise MoveError(
+                f"Deal #{n + 1} ({item.title!r}): the move to lost stage {stage.name!r} has no reason, and "
+                f"pipeline {pipe.name!r} requires one."
+            )
+        rows.append(
+            {
+                "pipeline": pipe.name,
+                "pipeline_id": pipe.id,
+                "from_stage_id": prev_stage,
+                "stage_id": stage.id,
+                "at": move.at,
+                "author_id": store._user_id(conn, move.by),
+                "reason_id": reason_id,
+                "comment": move.comment,
+            }
+        )
+        prev_stage, prev_at = stage.id, move.at
+    for r in rows:
+        del r["pipeline"]
+    return rows
+
+
+@contextmanager
+def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Iterator[InsertRows]:
+    """Insert many rows given in storage form (times as integer microseconds, JSON as text) in the caller's
+    transaction.
+
+    On SQLite the rows go straight to the driver's ``executemany``; when the load is big compared with the
+    tables, their secondary indexes are dropped first and rebuilt after (one sort instead of a million B-tree
+    inserts) — inside the same transaction, so a failure leaves them as they were. Other databases get the rows
+    through SQLAlchemy, converted to Python values.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    rebuild: list[Any] = []
+    if sqlite and expected >= BIG:
+        sizes = sum(conn.scalar(select(func.count()).select_from(t)) or 0 for t in tables)
+        if expected > sizes:
+            rebuild = [ix for t in tables for ix in t.indexes]
+            for ix in rebuild:
+                ix.drop(conn)
+
+    def insert(table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if sqlite:
+            marks = ", ".join("?" * len(names))
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", rows)
+            cursor.close()
+            return
+        conn.execute(table.insert(), [_python_values(table, names, r) for r in rows])
+
+    yield insert
+    for ix in rebuild:
+        ix.create(conn)
+    for table in tables:
+        reset_id_sequence(conn, table)
+
+
+def reset_id_sequence(conn: Connection, table: Table) -> None:
+    """After rows were inserted with explicit ids: move PostgreSQL's id sequence past them (SQLite needs nothing)."""
+    pk = list(table.primary_key.columns)
+    if conn.dialect.name != "postgresql" or len(pk) != 1 or not isinstance(pk[0].type, Integer):
+        return
+    name, col = table.name, pk[0].name
+    conn.execute(
+        text(
+            f"SELECT setval(pg_get_serial_sequence('{name}', '{col}'), "
+            f"COALESCE((SELECT MAX({col}) FROM {name}), 0) + 1, false)"
+        )
+    )
+
+
+def _python_values(table: Table, names: Sequence[str], row: tuple[Any, ...]) -> dict[str, Any]:
+    out = {}
+    for name, value in zip(names, row, strict=True):
+        col_type = table.c[name].type
+        if value is not None and isinstance(col_type, UTCTime):
+            value = from_micros(value)
+        elif value is not None and isinstance(col_type, JSON) and isinstance(value, str):
+            value = json.loads(value)
+        out[name] = value
+    return out

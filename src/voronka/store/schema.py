@@ -1,0 +1,165 @@
+"""The workspace tables.
+
+The move log is append-only; ``deals.stage_id`` and ``deals.stage_since`` are its cache.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from voronka.store.types import Money, UTCTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("process", String(20), nullable=False),
+    Column("reason_required", Boolean, nullable=False),
+    Column("created_at", UTCTime, nullable=False),
+)
+
+stages = Table(
+    "stages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("pipeline_id", ForeignKey("pipelines.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("sla_days", Float),
+    UniqueConstraint("pipeline_id", "name", name="uq_stages_pipeline_name"),
+)
+
+loss_reasons = Table(
+    "loss_reasons",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("pipeline_id", ForeignKey("pipelines.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("pipeline_id", "name", name="uq_loss_reasons_pipeline_name"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("email", String(320)),
+    Column("role", String(16), nullable=False, server_default="manager"),
+    Column("active", Boolean, nullable=False, server_default="1"),
+)
+
+deals = Table(
+    "deals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("pipeline_id", ForeignKey("pipelines.id"), nullable=False),
+    Column("stage_id", ForeignKey("stages.id"), nullable=False),
+    Column("stage_since", UTCTime, nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("owner_id", ForeignKey("users.id")),
+    Column("amount", Money),
+    Column("currency", String(3), nullable=False),
+    Column("source", String(200)),
+    Column("segment", String(200)),
+    Column("created_at", UTCTime, nullable=False),
+    Column("external_id", String(200)),
+    Column("external_source", String(50), nullable=False, server_default=""),
+    Column("custom", JSON),
+    Column("version", Integer, nullable=False, server_default="1"),
+    # True when the deal came from a snapshot (an export of current stages): its path through stages is unknown.
+    Column("snapshot", Boolean, nullable=False, server_default="0"),
+    UniqueConstraint("external_source", "external_id", name="uq_deals_external"),
+    Index("ix_deals_pipeline_stage", "pipeline_id", "stage_id"),
+)
+
+stage_moves = Table(
+    "stage_moves",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deal_id", ForeignKey("deals.id"), nullable=False),
+    Column("pipeline_id", ForeignKey("pipelines.id"), nullable=False),
+    Column("from_stage_id", ForeignKey("stages.id")),
+    Column("stage_id", ForeignKey("stages.id"), nullable=False),
+    Column("at", UTCTime, nullable=False),
+    Column("author_id", ForeignKey("users.id")),
+    Column("reason_id", ForeignKey("loss_reasons.id")),
+    Column("comment", Text),
+    # Covering index: a pipeline's log, in deal and log order, read without touching the table.
+    Index("ix_stage_moves_pipeline_deal", "pipeline_id", "deal_id", "id", "stage_id", "at", "reason_id"),
+    Index("ix_stage_moves_deal", "deal_id", "id"),
+)
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deal_id", ForeignKey("deals.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", UTCTime, nullable=False),
+    Column("due_at", UTCTime),
+    Column("done", Boolean, nullable=False),
+    Column("author_id", ForeignKey("users.id")),
+    Column("note", Text),
+    Index("ix_activities_deal", "deal_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entity", String(200), nullable=False),
+    Column("at", UTCTime, nullable=False),
+    Column("event", String(200), nullable=False),
+    Column("properties", JSON),
+    Column("source", String(50), nullable=False, server_default=""),
+    # A digest of (entity, at, event, properties): importing the same log twice adds nothing.
+    Column("digest", String(40), nullable=False),
+    UniqueConstraint("source", "digest", name="uq_events_source_digest"),
+    Index("ix_events_entity_at", "entity", "at"),
+)
+
+costs = Table(
+    "costs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(200), nullable=False),
+    Column("campaign", String(200), nullable=False, server_default=""),
+    Column("start", Date, nullable=False),
+    Column("end", Date, nullable=False),  # exclusive
+    Column("amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    UniqueConstraint("channel", "campaign", "start", "end", name="uq_costs_period"),
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCTime, nullable=False),
+)

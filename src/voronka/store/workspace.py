@@ -1,0 +1,683 @@
+"""The workspace store: pipelines, users, deals, the append-only move log, activities.
+
+Every write runs in one transaction. A move appends to the log and updates the deal's cached stage in the same
+transaction, guarded by the deal's version: an update based on a stale read is refused, never merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, func, select, update
+
+from voronka.domain.deal import Activity, ActivityKind, Deal, StageMove
+from voronka.domain.parse import parse_amount
+from voronka.domain.pipeline import Pipeline, ProcessKind, Stage, StageKind, check_stage_layout
+from voronka.domain.templates import DEFAULT_LOST, DEFAULT_WON, get_template
+from voronka.errors import InputError, MoveError, NotFoundError, StaleDealError
+from voronka.store import migrate
+from voronka.store.engine import WRITE, make_engine
+from voronka.store.schema import activities, deals, loss_reasons, pipelines, stage_moves, sync_state, users
+from voronka.store.schema import stages as stage_table
+
+_DEAL_COLUMNS = (
+    deals.c.id,
+    deals.c.pipeline_id,
+    deals.c.stage_id,
+    deals.c.title,
+    users.c.name.label("owner"),
+    deals.c.amount,
+    deals.c.currency,
+    deals.c.source,
+    deals.c.segment,
+    deals.c.created_at,
+    deals.c.stage_since,
+    deals.c.version,
+    deals.c.external_id,
+    deals.c.external_source,
+    deals.c.custom,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _title(title: str) -> str:
+    title = title.strip()
+    if not title:
+        raise InputError("A deal needs a non-empty title (--title).")
+    return title
+
+
+def _currency(currency: str) -> str:
+    cur = currency.strip().upper()
+    if len(cur) != 3 or not cur.isalpha():
+        raise InputError(f"Malformed currency {currency!r}: use a 3-letter ISO code such as RUB, USD, EUR.")
+    return cur
+
+
+class WorkspaceStore:
+    """Reads and writes of one workspace database.
+
+    Parameters
+    ----------
+    engine
+        A SQLAlchemy engine made by :func:`voronka.store.engine.make_engine`.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._tx: Connection | None = None
+        self._pipelines: dict[int, Pipeline] = {}
+
+    @classmethod
+    def connect(cls, url: str, *, migrate_schema: bool = True) -> WorkspaceStore:
+        """Open the workspace at ``url``, creating or upgrading its schema first."""
+        engine = make_engine(url)
+        if migrate_schema:
+            migrate.upgrade(engine)
+        return cls(engine)
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions ---------------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Group several writes into one transaction: all land, or none does."""
+        if self._tx is not None:
+            yield self._tx
+            return
+        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            self._tx = conn
+            try:
+                yield conn
+            finally:
+                self._tx = None
+                self._pipelines.clear()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        if self._tx is not None:
+            yield self._tx
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    def is_empty(self) -> bool:
+        with self._read() as conn:
+            return conn.scalar(select(func.count()).select_from(pipelines)) == 0
+
+    def clear(self) -> None:
+        """Delete every pipeline, deal, move, activity and user: an empty workspace, same schema."""
+        with self.transaction() as conn:
+            for table in (activities, stage_moves, deals, loss_reasons, stage_table, pipelines, users):
+                conn.execute(table.delete())
+
+    def get_state(self, key: str) -> Any:
+        """A connector's saved state (e.g. the last synced event), or None."""
+        with self._read() as conn:
+            return conn.scalar(select(sync_state.c.value).where(sync_state.c.key == key))
+
+    def set_state(self, key: str, value: Any) -> None:
+        """Save a connector's state; written in the caller's transaction when there is one."""
+        with self.transaction() as conn:
+            done = conn.execute(
+                update(sync_state).where(sync_state.c.key == key).values(value=value, updated_at=_now())
+            )
+            if done.rowcount == 0:
+                conn.execute(sync_state.insert().values(key=key, value=value, updated_at=_now()))
+
+    # -- users ----------------------------------------------------------------------------------------------
+
+    def add_user(self, name: str, *, role: str = "manager", email: str | None = None) -> int:
+        """Add a user (a manager by default) and return the id."""
+        name = name.strip()
+        if not name:
+            raise InputError("A user needs a non-empty name.")
+        if role not in ("admin", "head", "manager"):
+            raise InputError(f"Unknown role {role!r}: use admin, head or manager.")
+        with self.transaction() as conn:
+            if conn.scalar(select(users.c.id).where(users.c.name == name)) is not None:
+                raise InputError(f"User {name!r} already exists; pick another name.")
+            return int(conn.execute(users.insert().values(name=name, role=role, email=email)).inserted_primary_key[0])
+
+    def users(self) -> list[str]:
+        with self._read() as conn:
+            return list(conn.scalars(select(users.c.name).order_by(users.c.name)))
+
+    def _user_id(self, conn: Connection, name: str | None) -> int | None:
+        """The id of the user called ``name``; a name seen for the first time becomes a new manager."""
+        if name is None or not name.strip():
+            return None
+        name = name.strip()
+        found = conn.scalar(select(users.c.id).where(users.c.name == name))
+        if found is not None:
+            return int(found)
+        return int(conn.execute(users.insert().values(name=name, role="manager")).inserted_primary_key[0])
+
+    # -- pipelines ------------------------------------------------------------------------------------------
+
+    def create_pipeline(
+        self,
+        name: str,
+        *,
+        stages: Sequence[str] | None = None,
+        template: str | None = None,
+        won: str | None = None,
+        lost: Sequence[str] | None = None,
+        reasons: Sequence[str] = (),
+        reason_required: bool = True,
+        process: ProcessKind | str = ProcessKind.CUSTOM,
+        sla_days: Sequence[float | None] | None = None,
+        lang: str = "en",
+    ) -> Pipeline:
+        """Create a pipeline: open stages in order, then the won stage and one or more lost stages.
+
+        Give either ``stages`` (open stage names) or ``template`` (see :data:`voronka.domain.TEMPLATES`; its
+        last stage is the won stage unless ``won`` is given, in which case all template stages are open).
+        """
+        name = name.strip()
+        if not name:
+            raise InputError("A pipeline needs a non-empty name.")
+        open_names, won_name = self._layout(stages, template, won, lang)
+        lost_names = list(lost) if lost else [DEFAULT_LOST.get(lang, "Lost")]
+        check_stage_layout(open_names, won_name, lost_names)
+        if sla_days is not None and len(sla_days) != len(open_names):
+            raise InputError(
+                f"Got {len(sla_days)} SLA values for {len(open_names)} open stages; give one per open stage."
+            )
+        for days in sla_days or []:
+            if days is not None and not days > 0:  # the rule of set_sla; `not >` also refuses NaN
+                raise InputError(f"SLA {days!r} days: give a positive number of days, or none for no SLA.")
+        try:
+            process = ProcessKind(process)
+        except ValueError:
+            raise InputError(
+                f"Unknown process {process!r}: use one of {', '.join(p.value for p in ProcessKind)}."
+            ) from None
+        clean_reasons = list(dict.fromkeys(r.strip() for r in reasons if r.strip()))
+        with self.transaction() as conn:
+            if any(n.casefold() == name.casefold() for n in conn.scalars(select(pipelines.c.name))):
+                raise InputError(f"A pipeline named {name!r} already exists; pick another name.")
+            pid = conn.execute(
+                pipelines.insert().values(
+                    name=name, process=process.value, reason_required=reason_required, created_at=_now()
+                )
+            ).inserted_primary_key[0]
+            rows: list[dict[str, Any]] = [
+                {"name": n.strip(), "kind": StageKind.OPEN.value, "sla_days": (sla_days or [None] * 999)[i]}
+                for i, n in enumerate(open_names)
+            ]
+            rows.append({"name": won_name.strip(), "kind": StageKind.WON.value, "sla_days": None})
+            rows += [{"name": n.strip(), "kind": StageKind.LOST.value, "sla_days": None} for n in lost_names]
+            conn.execute(stage_table.insert(), [{**r, "pipeline_id": pid, "position": i} for i, r in enumerate(rows)])
+            if clean_reasons:
+                conn.execute(loss_reasons.insert(), [{"pipeline_id": pid, "name": r} for r in clean_reasons])
+            return self._load_pipeline(conn, int(pid))
+
+    @staticmethod
+    def _layout(
+        stage_names: Sequence[str] | None, template: str | None, won: str | None, lang: str
+    ) -> tuple[list[str], str]:
+        if (stage_names is None) == (template is None):
+            raise InputError('Give either the open stages (--stages "A,B,C") or a --template, not both.')
+        if template is not None:
+            open_names, won_name = get_template(template).stages(lang)
+            if won is not None:
+                return [*open_names, won_name], won
+            return open_names, won_name
+        return [s for s in (stage_names or [])], won or DEFAULT_WON.get(lang, "Won")
+
+    def set_sla(self, pipeline: str | int, stage: str | int, days: float | None) -> Stage:
+        """Set (or clear, with None) the SLA of a stage in days."""
+        if days is not None and days <= 0:
+            raise InputError(f"SLA {days!r} days: give a positive number of days, or none to clear it.")
+        p = self.pipeline(pipeline)
+        s = p.stage(stage)
+        with self.transaction() as conn:
+            conn.execute(update(stage_table).where(stage_table.c.id == s.id).values(sla_days=days))
+        return self.pipeline(p.id).stage(s.id)
+
+    def add_stage(self, pipeline: str | int, name: str, kind: StageKind = StageKind.OPEN) -> Stage:
+        """Add a stage: an open stage goes after the last open one, a lost stage at the end."""
+        name = name.strip()
+        with self.transaction() as conn:
+            pipe = self._pipeline(conn, pipeline)
+            if any(s.name.casefold() == name.casefold() for s in pipe.stages):
+                raise InputError(f"Pipeline {pipe.name!r} already has a stage {name!r}.")
+            if kind is StageKind.WON:
+                raise InputError(
+                    f"Pipeline {pipe.name!r} already has its won stage {pipe.won_stage.name!r}; "
+                    f"a pipeline has one won stage."
+                )
+            position = len(pipe.open_stages) if kind is StageKind.OPEN else len(pipe.stages)
+            conn.execute(
+                update(stage_table)
+                .where(stage_table.c.pipeline_id == pipe.id, stage_table.c.position >= position)
+                .values(position=stage_table.c.position + 1)
+            )
+            conn.execute(
+                stage_table.insert().values(pipeline_id=pipe.id, name=name, position=position, kind=kind.value)
+            )
+            self._pipelines.pop(pipe.id, None)
+            return self._load_pipeline(conn, pipe.id).stage(name)
+
+    def add_reason(self, pipeline: str | int, name: str) -> None:
+        """Add a loss reason to the pipeline's catalogue (a no-op when it is there, in any letter case)."""
+        with self.transaction() as conn:
+            pipe = self._pipeline(conn, pipeline)
+            if name.strip().casefold() not in {r.casefold() for r in pipe.reasons}:
+                conn.execute(loss_reasons.insert().values(pipeline_id=pipe.id, name=name.strip()))
+                self._pipelines.pop(pipe.id, None)
+
+    def pipelines(self) -> list[Pipeline]:
+        with self._read() as conn:
+            ids = conn.scalars(select(pipelines.c.id).order_by(pipelines.c.id)).all()
+            return [self._load_pipeline(conn, int(i)) for i in ids]
+
+    def pipeline(self, ref: str | int) -> Pipeline:
+        """Find a pipeline by id or by name (case-insensitive)."""
+        with self._read() as conn:
+            return self._pipeline(conn, ref)
+
+    def _pipeline(self, conn: Connection, ref: str | int) -> Pipeline:
+        # Names are matched with casefold() in Python: SQLite's lower() folds ASCII only, not Cyrillic.
+        named = conn.execute(select(pipelines.c.id, pipelines.c.name).order_by(pipelines.c.id)).all()
+        key = str(ref).strip()
+        found = [i for i, name in named if str(i) == key] or [i for i, name in named if name == key]
+        found = found or [i for i, name in named if name.casefold() == key.casefold()]
+        if not found:
+            names = ", ".join(repr(name) for _, name in named)
+            hint = f"Use one of: {names}." if names else "Create one with `voronka pipeline create`."
+            raise NotFoundError(f"Unknown pipeline {ref!r}. {hint}")
+        return self._load_pipeline(conn, int(found[0]))
+
+    def _load_pipeline(self, conn: Connection, pid: int) -> Pipeline:
+        cached = self._pipelines.get(pid)
+        if cached is not None:
+            return cached
+        p = conn.execute(select(pipelines).where(pipelines.c.id == pid)).one()
+        st = tuple(
+            Stage(r.id, r.pipeline_id, r.name, r.position, StageKind(r.kind), r.sla_days)
+            for r in conn.execute(
+                select(stage_table).where(stage_table.c.pipeline_id == pid).order_by(stage_table.c.position)
+            )
+        )
+        rs = conn.execute(
+            select(loss_reasons.c.id, loss_reasons.c.name)
+            .where(loss_reasons.c.pipeline_id == pid)
+            .order_by(loss_reasons.c.id)
+        ).all()
+        pipe = Pipeline(
+            p.id,
+            p.name,
+            ProcessKind(p.process),
+            bool(p.reason_required),
+            st,
+            tuple(r.name for r in rs),
+            tuple(r.id for r in rs),
+        )
+        if self._tx is not None:  # cached only within a transaction: other writers may change pipelines
+            self._pipelines[pid] = pipe
+        return pipe
+
+    def _stage_by_id(self, conn: Connection, stage_id: int) -> tuple[Pipeline, Stage]:
+        pid = conn.scalar(select(stage_table.c.pipeline_id).where(stage_table.c.id == stage_id))
+        pipe = self._load_pipeline(conn, int(pid))
+        return pipe, pipe.stage(stage_id)
+
+    # -- deals and moves ------------------------------------------------------------------------------------
+
+    def add_deal(
+        self,
+        pipeline: str | int,
+        title: str,
+        *,
+        owner: str | None = None,
+        amount: Decimal | str | float | None = None,
+        currency: str = "RUB",
+        source: str | None = None,
+        segment: str | None = None,
+        at: datetime | None = None,
+        external_id: str | None = None,
+        external_source: str = "",
+        custom: dict[str, Any] | None = None,
+        stage: str | int | None = None,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> Deal:
+        """Create a deal in the first open stage (or ``stage``) and log that entry as its first move."""
+        title = _title(title)
+        money = None if amount is None else parse_amount(amount)
+        cur = _currency(currency)
+        created = at or _now()
+        with self.transaction() as conn:
+            pipe = self._pipeline(conn, pipeline)
+            dst = pipe.stage(stage) if stage is not None else pipe.open_stages[0]
+            reason_id = self._reason_for(conn, pipe, dst, reason)
+            if external_id is not None and conn.scalar(
+                select(deals.c.id).where(deals.c.external_source == external_source, deals.c.external_id == external_id)
+            ):
+                raise InputError(
+                    f"A deal with external id {external_id!r} already exists; external ids are unique "
+                    f"per source. Use `voronka deal show --external-id {external_id}` to see it."
+                )
+            deal_id = conn.execute(
+                deals.insert().values(
+                    pipeline_id=pipe.id,
+                    stage_id=dst.id,
+                    stage_since=created,
+                    title=title,
+                    owner_id=self._user_id(conn, owner),
+                    amount=money,
+                    currency=cur,
+                    source=source or None,
+                    segment=segment or None,
+                    created_at=created,
+                    external_id=external_id,
+                    external_source=external_source,
+                    custom=custom or None,
+                    version=1,
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                stage_moves.insert().values(
+                    deal_id=deal_id,
+                    pipeline_id=pipe.id,
+                    from_stage_id=None,
+                    stage_id=dst.id,
+                    at=created,
+                    author_id=self._user_id(conn, by),
+                    reason_id=reason_id,
+                )
+            )
+            return self._deal(conn, int(deal_id))
+
+    def _reason_for(self, conn: Connection, pipe: Pipeline, dst: Stage, reason: str | None) -> int | None:
+        if dst.kind is not StageKind.LOST:
+            if reason:
+                raise MoveError(
+                    f"A loss reason ({reason!r}) is only for moves to a lost stage, and {dst.name!r} is "
+                    f"{dst.kind.value}. Drop --reason, or move to a lost stage."
+                )
+            return None
+        if not reason:
+            if pipe.reason_required:
+                listed = ", ".join(repr(r) for r in pipe.reasons) or "(none yet: add reasons to the pipeline)"
+                raise MoveError(
+                    f"Moving to lost stage {dst.name!r} needs a loss reason in pipeline {pipe.name!r}. "
+                    f"Give --reason, one of: {listed}."
+                )
+            return None
+        name = pipe.reason(reason)
+        return int(
+            conn.scalar(
+                select(loss_reasons.c.id).where(loss_reasons.c.pipeline_id == pipe.id, loss_reasons.c.name == name)
+            )
+        )
+
+    def move_deal(
+        self,
+        deal_id: int,
+        stage: str | int,
+        *,
+        at: datetime | None = None,
+        reason: str | None = None,
+        by: str | None = None,
+        comment: str | None = None,
+        pipeline: str | int | None = None,
+        expected_version: int | None = None,
+    ) -> StageMove:
+        """Move a deal to ``stage`` (of ``pipeline`` when moving to another pipeline) and log the move.
+
+        Raises
+        ------
+        MoveError
+            The move breaks a rule: unknown stage, lost without a reason, a time before the last move.
+        StaleDealError
+            ``expected_version`` is not the deal's version: somebody changed the deal since it was read.
+        """
+        when = at or _now()
+        with self.transaction() as conn:
+            row = conn.execute(
+                select(deals.c.pipeline_id, deals.c.stage_id, deals.c.stage_since, deals.c.version).where(
+                    deals.c.id == deal_id
+                )
+            ).one_or_none()
+            if row is None:
+                raise NotFoundError(f"No deal with id {deal_id}. List deals with `voronka funnel` or the board.")
+            version = row.version if expected_version is None else expected_version
+            if version != row.version:
+                raise StaleDealError(
+                    f"Deal {deal_id} changed since you read it (your version {expected_version}, now "
+                    f"{row.version}). Reload the deal and repeat the move if it still makes sense."
+                )
+            pipe = self._pipeline(conn, pipeline if pipeline is not None else row.pipeline_id)
+            dst = pipe.stage(stage)
+            if dst.id == row.stage_id:
+                raise MoveError(f"Deal {deal_id} is already in stage {dst.name!r}; nothing to move.")
+            if when < row.stage_since:
+                raise MoveError(
+                    f"Time {_iso(when)} is before the deal's last move at {_iso(row.stage_since)}; the log "
+                    f"is kept in time order. Give --at on or after {_iso(row.stage_since)}."
+                )
+            reason_id = self._reason_for(conn, pipe, dst, reason)
+            move_id = conn.execute(
+                stage_moves.insert().values(
+                    deal_id=deal_id,
+                    pipeline_id=pipe.id,
+                    from_stage_id=row.stage_id,
+                    stage_id=dst.id,
+                    at=when,
+                    author_id=self._user_id(conn, by),
+                    reason_id=reason_id,
+                    comment=comment,
+                )
+            ).inserted_primary_key[0]
+            done = conn.execute(
+                update(deals)
+                .where(deals.c.id == deal_id, deals.c.version == version)
+                .values(pipeline_id=pipe.id, stage_id=dst.id, stage_since=when, version=version + 1)
+            )
+            if done.rowcount != 1:
+                raise StaleDealError(
+                    f"Deal {deal_id} was changed by someone else while this move was being written; "
+                    f"nothing was saved. Reload the deal and repeat the move."
+                )
+            return self._move(conn, int(move_id))
+
+    def update_deal(self, deal_id: int, *, expected_version: int, **fields: Any) -> Deal:
+        """Change a deal's fields (title, owner, amount, currency, source, segment, custom), checked."""
+        allowed = {"title", "owner", "amount", "currency", "source", "segment", "custom"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise InputError(f"Cannot update {sorted(unknown)}; editable fields are {sorted(allowed)}.")
+        values = dict(fields)
+        # The rules of add_deal: a title is not empty, a currency is a 3-letter code, no source is None.
+        if "title" in values:
+            values["title"] = _title(values["title"])
+        if "currency" in values:
+            values["currency"] = _currency(values["currency"])
+        for key in ("source", "segment"):
+            if key in values:
+                values[key] = values[key] or None
+        with self.transaction() as conn:
+            if "owner" in values:
+                values["owner_id"] = self._user_id(conn, values.pop("owner"))
+            if values.get("amount") is not None:
+                values["amount"] = parse_amount(values["amount"])
+            done = conn.execute(
+                update(deals)
+                .where(deals.c.id == deal_id, deals.c.version == expected_version)
+                .values(**values, version=expected_version + 1)
+            )
+            if done.rowcount != 1:
+                current = conn.scalar(select(deals.c.version).where(deals.c.id == deal_id))
+                if current is None:
+                    raise NotFoundError(f"No deal with id {deal_id}.")
+                raise StaleDealError(
+                    f"Deal {deal_id} changed since you read it (your version {expected_version}, now "
+                    f"{current}). Reload the deal and make the change again."
+                )
+            return self._deal(conn, deal_id)
+
+    def deal(self, deal_id: int) -> Deal:
+        with self._read() as conn:
+            return self._deal(conn, deal_id)
+
+    def deal_by_external_id(self, external_id: str, *, source: str = "") -> Deal:
+        with self._read() as conn:
+            found = conn.scalar(
+                select(deals.c.id).where(deals.c.external_source == source, deals.c.external_id == external_id)
+            )
+            if found is None:
+                raise NotFoundError(
+                    f"No deal with external id {external_id!r}" + (f" from {source!r}." if source else ".")
+                )
+            return self._deal(conn, int(found))
+
+    def _deal(self, conn: Connection, deal_id: int) -> Deal:
+        row = conn.execute(
+            select(*_DEAL_COLUMNS)
+            .select_from(deals.outerjoin(users, users.c.id == deals.c.owner_id))
+            .where(deals.c.id == deal_id)
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError(f"No deal with id {deal_id}.")
+        return _to_deal(row)
+
+    def history(self, deal_id: int) -> list[StageMove]:
+        """The deal's moves in log order."""
+        with self._read() as conn:
+            self._deal(conn, deal_id)
+            ids = conn.scalars(
+                select(stage_moves.c.id).where(stage_moves.c.deal_id == deal_id).order_by(stage_moves.c.id)
+            )
+            return [self._move(conn, int(i)) for i in ids]
+
+    def _move(self, conn: Connection, move_id: int) -> StageMove:
+        m = stage_moves
+        row = conn.execute(
+            select(m, users.c.name.label("author"), loss_reasons.c.name.label("reason"))
+            .select_from(
+                m.outerjoin(users, users.c.id == m.c.author_id).outerjoin(
+                    loss_reasons, loss_reasons.c.id == m.c.reason_id
+                )
+            )
+            .where(m.c.id == move_id)
+        ).one()
+        return StageMove(
+            row.id,
+            row.deal_id,
+            row.pipeline_id,
+            row.from_stage_id,
+            row.stage_id,
+            row.at,
+            row.author,
+            row.reason,
+            row.comment,
+        )
+
+    def stage_of(self, stage_id: int) -> tuple[Pipeline, Stage]:
+        """The pipeline and stage of a stage id (for rendering moves)."""
+        with self._read() as conn:
+            return self._stage_by_id(conn, stage_id)
+
+    # -- activities -----------------------------------------------------------------------------------------
+
+    def add_activity(
+        self,
+        deal_id: int,
+        kind: ActivityKind | str,
+        *,
+        at: datetime | None = None,
+        due_at: datetime | None = None,
+        done: bool = False,
+        by: str | None = None,
+        note: str | None = None,
+    ) -> Activity:
+        """Log a call, meeting, message or task on a deal."""
+        try:
+            kind = ActivityKind(kind)
+        except ValueError:
+            raise InputError(
+                f"Unknown activity kind {kind!r}: use one of {', '.join(k.value for k in ActivityKind)}."
+            ) from None
+        with self.transaction() as conn:
+            self._deal(conn, deal_id)
+            aid = conn.execute(
+                activities.insert().values(
+                    deal_id=deal_id,
+                    kind=kind.value,
+                    at=at or _now(),
+                    due_at=due_at,
+                    done=done,
+                    author_id=self._user_id(conn, by),
+                    note=note,
+                )
+            ).inserted_primary_key[0]
+            return self._activity(conn, int(aid))
+
+    def complete_activity(self, activity_id: int) -> Activity:
+        with self.transaction() as conn:
+            if conn.execute(update(activities).where(activities.c.id == activity_id).values(done=True)).rowcount != 1:
+                raise NotFoundError(f"No activity with id {activity_id}.")
+            return self._activity(conn, activity_id)
+
+    def activities(self, deal_id: int) -> list[Activity]:
+        with self._read() as conn:
+            ids = conn.scalars(select(activities.c.id).where(activities.c.deal_id == deal_id).order_by(activities.c.at))
+            return [self._activity(conn, int(i)) for i in ids]
+
+    def _activity(self, conn: Connection, activity_id: int) -> Activity:
+        a = activities
+        row = conn.execute(
+            select(a, users.c.name.label("author"))
+            .select_from(a.outerjoin(users, users.c.id == a.c.author_id))
+            .where(a.c.id == activity_id)
+        ).one()
+        return Activity(
+            row.id,
+            row.deal_id,
+            ActivityKind(row.kind),
+            row.at,
+            row.due_at,
+            bool(row.done),
+            row.author,
+            row.note,
+        )
+
+
+def _to_deal(row: Row[Any]) -> Deal:
+    return Deal(
+        id=row.id,
+        pipeline_id=row.pipeline_id,
+        stage_id=row.stage_id,
+        title=row.title,
+        owner=row.owner,
+        amount=row.amount,
+        currency=row.currency,
+        source=row.source,
+        segment=row.segment,
+        created_at=row.created_at,
+        stage_since=row.stage_since,
+        version=row.version,
+        external_id=row.external_id,
+        external_source=row.external_source or None,
+        custom=row.custom or {},
+    )

@@ -1,0 +1,199 @@
+"""Shared fixtures: workspaces on every available backend, the scenario factory, and the backend report.
+
+The ``ws`` fixture is parametrized over ``sqlite`` (a fresh temp file per test) and ``postgresql`` (a fresh
+schema per test in the database at ``$VORONKA_TEST_PG``, default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``). When that server does not answer, the PostgreSQL cases
+are skipped with the reason, and the run's summary line says which backends were used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+
+from tests.scenarios import build_scenario
+from voronka.service.workspace import Workspace
+from voronka.store import migrate
+from voronka.store.engine import make_engine
+
+# Property tests are reproducible by default: the same examples on every run, so CI never fails on a new random
+# draw. `HYPOTHESIS_PROFILE=explore make test` searches with fresh random examples; pin what it finds as a test.
+settings.register_profile("default", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+BACKENDS = ("sqlite", "postgresql")
+
+_used: set[str] = set()
+_pg_state: dict[str, str | None] = {}
+
+
+def pg_url() -> URL:
+    url = make_url(os.environ.get("VORONKA_TEST_PG") or DEFAULT_PG)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def pg_label() -> str:
+    url = pg_url()
+    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+
+
+def pg_unavailable() -> str | None:
+    """None when the PostgreSQL test server answers; else why it cannot be used (checked once per run)."""
+    if "reason" not in _pg_state:
+        try:
+            engine = create_engine(pg_url(), connect_args={"connect_timeout": 3})
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            finally:
+                engine.dispose()
+            _pg_state["reason"] = None
+        except Exception as exc:  # any failure to connect means: no PostgreSQL in this run
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            _pg_state["reason"] = f"PostgreSQL at {pg_label()} does not answer ({first})"
+    return _pg_state["reason"]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    why = pg_unavailable()
+    pg = f"postgresql ({pg_label()})" if why is None else f"no postgresql: {why}"
+    return f"voronka backends available: sqlite, {pg}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    names = [f"postgresql ({pg_label()})" if b == "postgresql" else b for b in BACKENDS if b in _used]
+    line = f"voronka backends: {', '.join(names) or 'none'}"
+    why = _pg_state.get("reason")
+    if "postgresql" not in _used and why:
+        line += f"; postgresql skipped: {why}"
+    terminalreporter.write_sep("-", line)
+
+
+# -- workspaces ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite workspace; tests copy it instead of running the migration each time."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    Workspace.connect(f"sqlite:///{path}").close()
+    return path
+
+
+def fresh_sqlite_url(template: Path, directory: Path) -> str:
+    _used.add("sqlite")
+    path = directory / f"ws-{uuid.uuid4().hex[:8]}.db"
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
+Statements = list[tuple[str, Any]]
+
+
+@contextmanager
+def pg_schema_url(ddl: Sequence[tuple[str, Any]] = ()) -> Iterator[str]:
+    """A URL whose connections see only a fresh schema (with ``ddl`` run in it); dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_url())
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            conn.execute(text(f'SET LOCAL search_path TO "{schema}"'))
+            for statement, parameters in ddl:
+                conn.exec_driver_sql(statement, parameters)
+        try:
+            url = pg_url().update_query_dict({"options": f"-csearch_path={schema}"})
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_migration() -> Statements:
+    """The statements Voronka's Alembic migration runs on an empty PostgreSQL schema, recorded once.
+
+    Replaying them makes a fresh schema at the head revision in milliseconds instead of a migration per test;
+    the migration itself is tested on an empty schema in tests/store.
+    """
+    if pg_unavailable() is not None:
+        return []
+    recorded: Statements = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        assert not many, statement
+        if not statement.lstrip().upper().startswith(("SELECT", "SHOW")):
+            recorded.append((statement, parameters))
+
+    with pg_schema_url() as url:
+        engine = make_engine(url)
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            migrate.upgrade(engine)
+        finally:
+            engine.dispose()
+    return recorded
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(
+    request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path, pg_migration: Statements
+) -> Iterator[str]:
+    """The URL of a fresh workspace (schema at head, no data) on each backend."""
+    if request.param == "sqlite":
+        yield fresh_sqlite_url(sqlite_template, tmp_path)
+        return
+    why = pg_unavailable()
+    if why is not None:
+        pytest.skip(why)
+    _used.add("postgresql")
+    with pg_schema_url(pg_migration) as url:
+        yield url
+
+
+@pytest.fixture
+def backend(backend_url: str) -> str:
+    return "sqlite" if backend_url.startswith("sqlite") else "postgresql"
+
+
+@pytest.fixture
+def ws(backend_url: str) -> Iterator[Workspace]:
+    """A fresh workspace, on SQLite (temp file) and on PostgreSQL (fresh schema)."""
+    w = Workspace.connect(backend_url)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """The URL of a fresh, empty SQLite workspace file (for tests that are about SQLite or the CLI)."""
+    return fresh_sqlite_url(sqlite_template, tmp_path)
+
+
+@pytest.fixture
+def sqlite_ws(sqlite_url: str) -> Iterator[Workspace]:
+    w = Workspace.connect(sqlite_url)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def deals_for(ws: Workspace) -> Callable[[dict[str, Any]], list[int]]:
+    """``deals_for({...})``: build a scenario written as data in ``ws``; returns the deal ids in order."""
+    return lambda scenario: build_scenario(ws, scenario)
