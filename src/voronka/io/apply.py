@@ -321,7 +321,9 @@ def _write(store: WorkspaceStore, conn: Connection, batch: ImportBatch, summary:
     bad = _bad(batch)
     pipes = {p.name.casefold(): p for p in store.pipelines()}
     cols = batch.deals.cols
-    keep = [i for i in range(len(batch.deals)) if not bad or batch.deals.ref(i) not in bad]
+    keep = (
+        [i for i in range(len(batch.deals)) if batch.deals.ref(i) not in bad] if bad else list(range(len(batch.deals)))
+    )
     history: dict[str, list[MoveRecord]] = defaultdict(list)
     for m in batch.moves:
         if m.ref not in bad:
@@ -329,7 +331,12 @@ def _write(store: WorkspaceStore, conn: Connection, batch: ImportBatch, summary:
     existing = _existing(conn, batch.source, [*(cols["external_id"][i] for i in keep), *history])
     user_ids = _users(store, conn, {cols["owner"][i] for i in keep}, batch.moves)
     # New deals the source states without history: inserted column-wise, the fast path of big first imports.
-    fresh = [i for i in keep if cols["external_id"][i] not in existing and cols["external_id"][i] not in history]
+    ext_ids = cols["external_id"]
+    fresh = (
+        keep
+        if not existing and not history
+        else [i for i in keep if ext_ids[i] not in existing and ext_ids[i] not in history]
+    )
     summary.inserted += len(fresh)
     summary.moves_added += insert_snapshots(store, conn, batch, fresh, pipes, user_ids)
     fresh_set = set(fresh)

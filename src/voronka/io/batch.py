@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
+
 from voronka.domain.pipeline import ProcessKind, StageKind
 from voronka.io.problems import Problem
 from voronka.store.types import from_micros, to_micros
@@ -45,12 +47,26 @@ class DealRecord:
     custom: dict[str, str] = field(default_factory=dict)
 
 
+class _Lists(dict[str, list[Any]]):
+    """Column name -> Python list; a column held only as Arrow becomes a list when first asked for."""
+
+    def __init__(self, arrow: dict[str, pa.Array]) -> None:
+        super().__init__()
+        self.arrow = arrow
+
+    def __missing__(self, name: str) -> list[Any]:
+        values = self.arrow[name].to_pylist()
+        self[name] = values
+        return values
+
+
 class DealColumns:
     """The deals of a batch, kept as columns so that a million rows cost lists, not objects.
 
     Readers that go row by row (CRM APIs) ``append`` :class:`DealRecord` objects; the fast file reader
-    ``extend``-s whole columns. Iterating yields :class:`DealRecord` objects. Times are integer microseconds
-    since the epoch in the columns.
+    ``extend``-s whole columns, some of them as Arrow arrays (``arrow``): they become Python lists only when some
+    step asks for them in ``cols``, and the bulk insert of new deals reads them as they are. Iterating yields
+    :class:`DealRecord` objects. Times are integer microseconds since the epoch in the columns.
     """
 
     NAMES = (
@@ -72,9 +88,18 @@ class DealColumns:
     )
 
     def __init__(self) -> None:
-        self.cols: dict[str, list[Any]] = {n: [] for n in self.NAMES}
+        self.arrow: dict[str, pa.Array] = {}
+        self.cols: dict[str, list[Any]] = _Lists(self.arrow)
+        self.cols.update({n: [] for n in self.NAMES})
+        self.n = 0
+
+    def _lists_only(self) -> None:
+        for name in list(self.arrow):
+            _ = self.cols[name]
+        self.arrow.clear()
 
     def append(self, d: DealRecord) -> None:
+        self._lists_only()
         values = (
             d.ref.file,
             d.ref.row,
@@ -94,14 +119,29 @@ class DealColumns:
         )
         for name, value in zip(self.NAMES, values, strict=True):
             self.cols[name].append(value)
+        self.n += 1
 
-    def extend(self, columns: dict[str, list[Any]]) -> None:
+    def extend(self, columns: dict[str, list[Any] | pa.Array]) -> None:
+        """Add whole columns; Arrow arrays stay Arrow when the batch was empty (the fast reader's one call)."""
         n = len(next(iter(columns.values())))
+        if self.n == 0:
+            for name in self.NAMES:
+                values = columns.get(name, [None] * n)
+                if isinstance(values, pa.Array):
+                    self.arrow[name] = values
+                    del self.cols[name]
+                else:
+                    self.cols[name] = list(values)
+            self.n = n
+            return
+        self._lists_only()
         for name in self.NAMES:
-            self.cols[name].extend(columns.get(name, [None] * n))
+            values = columns.get(name, [None] * n)
+            self.cols[name].extend(values.to_pylist() if isinstance(values, pa.Array) else values)
+        self.n += n
 
     def __len__(self) -> int:
-        return len(self.cols["external_id"])
+        return self.n
 
     def __getitem__(self, i: int) -> DealRecord:
         c = self.cols

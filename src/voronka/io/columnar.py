@@ -60,11 +60,21 @@ def read_columns(table: Table) -> Columns | None:
         invalid.append(row)
         return "skip"
 
-    encoding = {"utf-8-sig": "utf8", "utf-8": "utf8"}.get(table.encoding or "utf-8", table.encoding or "utf8")
+    raw = table.path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig"):
+        try:
+            raw = raw.decode(table.encoding or "utf-8").encode("utf-8")
+        except UnicodeError:
+            return None
+    # Whole-file checks first (one pass each); the exact per-column checks run only when these find something.
+    nul = b"\x00" in raw
+    mojibake = table.encoding == "cp1251" and pc.match_substring_regex(_one_string(raw), _MOJIBAKE)[0].as_py()
     try:
         data = pacsv.read_csv(
-            table.path,
-            read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1, block_size=1 << 24),
+            pa.BufferReader(raw),
+            read_options=pacsv.ReadOptions(encoding="utf8", column_names=names, skip_rows=1, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
                 delimiter=table.delimiter or ",", newlines_in_values=True, invalid_row_handler=on_invalid
             ),
@@ -76,16 +86,28 @@ def read_columns(table: Table) -> Columns | None:
         return None
     if invalid:
         return None
+    # One line per row (and the header): no value holds a line break.
+    lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+    multiline = lines != data.num_rows + 1
     out = Columns()
     out.raw = data
     for i, name in enumerate(names):
         col = pc.utf8_trim_whitespace(data.column(name).combine_chunks())
-        if pc.any(pc.match_substring(col, "\n")).as_py() or pc.any(pc.match_substring(col, "\x00")).as_py():
-            return None  # line numbers would no longer match rows; NUL characters get their message there
-        if table.encoding == "cp1251" and _looks_mojibake(col):
+        if multiline and pc.any(pc.match_substring(col, "\n")).as_py():
+            return None  # line numbers would no longer match rows
+        if nul and pc.any(pc.match_substring(col, "\x00")).as_py():
+            return None  # NUL characters get their message on the row path
+        if mojibake and _looks_mojibake(col):
             return None
         out[i] = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
     return out
+
+
+def _one_string(raw: bytes) -> pa.Array:
+    """The whole file as one Arrow string, without a copy: for a single regex pass over everything."""
+    return pa.Array.from_buffers(
+        pa.large_string(), 1, [None, pa.array([0, len(raw)], pa.int64()).buffers()[1], pa.py_buffer(raw)]
+    )
 
 
 _MOJIBAKE_RE = re.compile(_MOJIBAKE)
@@ -108,14 +130,15 @@ def is_mojibake(value: str) -> bool:
     return any("\u0400" <= ch <= "\u04ff" for ch in decoded)
 
 
-def text(columns: dict[int, pa.Array], mapping: Mapping, name: str, n: int) -> list[str | None]:
+def text(columns: dict[int, pa.Array], mapping: Mapping, name: str, n: int) -> pa.Array:
+    """A text field of every row (null where empty): its column, renamed values applied, or the constant."""
     i = mapping.columns.get(name)
     if i is None:
-        return [mapping.constants.get(name)] * n
-    values = columns[i].to_pylist()
+        return pa.array([mapping.constants.get(name)] * n, pa.string())
+    values = columns[i]
     renamed = mapping.values.get(name)
     if renamed:
-        values = [renamed.get(v, v) if v is not None else None for v in values]
+        values = pa.array([renamed.get(v, v) if v is not None else None for v in values.to_pylist()], pa.string())
     return values
 
 
@@ -129,53 +152,74 @@ def _each(values: pa.Array, todo: np.ndarray, parse: Callable[[str], Any]) -> li
     return out
 
 
-def amounts(col: pa.Array) -> list[Any]:
-    """Decimals from a column of amounts; plain ones (``1234``, ``1 234,50``) parsed at once."""
+def amounts(col: pa.Array) -> pa.Array:
+    """Decimals (24, 4) from a column of amounts; plain ones (``1234``, ``1 234,50``) parsed at once."""
     squeezed = pc.replace_substring_regex(col, "[ \u00a0\u202f']", "")
     comma = pc.replace_substring(squeezed, ",", ".", max_replacements=1)
     plain = pc.fill_null(pc.match_substring_regex(comma, _PLAIN_NUMBER), True)
-    values: list[Any] = pc.cast(pc.if_else(plain, comma, None), pa.decimal128(24, 4)).to_pylist()
+    values = pc.cast(pc.if_else(plain, comma, None), pa.decimal128(24, 4))
     todo = ~np.asarray(plain)
-    if todo.any():
-        for i, v in zip(np.flatnonzero(todo).tolist(), _each(col, todo, parse_decimal), strict=True):
-            if v < 0:
-                raise Doubt
-            values[i] = v
-    return values
+    if not todo.any():
+        return values
+    out: list[Any] = values.to_pylist()
+    for i, v in zip(np.flatnonzero(todo).tolist(), _each(col, todo, parse_decimal), strict=True):
+        if v < 0:
+            raise Doubt
+        out[i] = v
+    try:
+        return pa.array(out, pa.decimal128(24, 4))
+    except (pa.ArrowInvalid, ValueError):
+        raise Doubt from None  # more than 4 decimals: the row reader says what to do
 
 
 def times(col: pa.Array) -> np.ndarray:
-    """Integer microseconds (UTC) from a column of dates; -1 for empty values."""
-    parsed = pa.nulls(len(col), pa.timestamp("us"))
+    """Integer microseconds (UTC) from a column of dates; -1 for empty values.
+
+    Each format is tried only on the values no earlier format parsed. Arrow rolls impossible dates over
+    (31.02 -> 03.03), so a parse that lands on day 1-3 of a month is kept only if it formats back to the input.
+    """
+    out = np.full(len(col), -1, np.int64)
+    todo = np.asarray(pc.is_valid(col), dtype=bool)
     for fmt in _DATE_FORMATS:
-        attempt = pc.strptime(col, format=fmt, unit="us", error_is_null=True)
-        # Arrow rolls impossible dates over (31.02 -> 03.03): keep a parse only if it formats back to the input.
-        exact = pc.fill_null(pc.equal(pc.strftime(attempt, format=fmt), col), False)
-        parsed = pc.coalesce(parsed, pc.if_else(exact, attempt, None))
-    out = np.asarray(pc.fill_null(pc.cast(parsed, pa.int64()), -1))
-    todo = (out == -1) & np.asarray(pc.is_valid(col))
+        if not todo.any():
+            break
+        where = np.flatnonzero(todo)
+        sub = col.take(pa.array(where))
+        attempt = pc.strptime(sub, format=fmt, unit="us", error_is_null=True)
+        ok = np.asarray(pc.is_valid(attempt), dtype=bool)
+        if not ok.any():
+            continue
+        early = ok & np.asarray(pc.fill_null(pc.less_equal(pc.day(attempt), 3), False), dtype=bool)
+        if early.any():
+            pick = pa.array(np.flatnonzero(early))
+            back = pc.equal(pc.strftime(attempt.take(pick), format=fmt), sub.take(pick))
+            ok[np.flatnonzero(early)] = np.asarray(pc.fill_null(back, False), dtype=bool)
+        micros = np.asarray(pc.fill_null(pc.cast(attempt, pa.int64()), -1))
+        out[where[ok]] = micros[ok]
+        todo[where[ok]] = False
     if todo.any():
-        out = out.copy()
         out[todo] = [to_micros(v) for v in _each(col, todo, parse_datetime)]
     return out
 
 
-def custom_json(columns: dict[int, pa.Array], extra: list[tuple[int, str]], n: int) -> list[str | None]:
+def custom_json(columns: dict[int, pa.Array], extra: list[tuple[int, str]], n: int) -> pa.Array:
     """The extra columns of each row as JSON text, leaving out empty values (as the row reader does)."""
     if not extra:
-        return [None] * n
+        return pa.nulls(n, pa.string())
     pieces = []
     for i, header in extra:
         col = columns[i]
+        if col.null_count == len(col):
+            continue
         if pc.any(pc.match_substring_regex(col, "[\\x00-\\x1f]")).as_py():
             raise Doubt  # control characters: let json.dumps escape them on the row path
-        quoted = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
+        if pc.any(pc.match_substring_regex(col, '["\\\\]')).as_py():
+            col = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
         key = encode_basestring(header) + ':"'
-        pieces.append(pc.binary_join_element_wise(key, quoted, '"', ""))
-    # Join with a control character (none are left in the values), squeeze the gaps of empty values, then turn
-    # it into commas. (null_handling="skip" would drop a row whose pieces are all empty.)
-    gap = "\x1f"
-    joined = pc.binary_join_element_wise(*[pc.fill_null(p, "") for p in pieces], gap)
-    joined = pc.utf8_trim(pc.replace_substring_regex(joined, gap + "+", gap), gap)
-    body = pc.binary_join_element_wise("{", pc.replace_substring(joined, gap, ","), "}", "")
-    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), body).to_pylist()
+        pieces.append(pc.binary_join_element_wise(key, col, '"', ""))  # null where the value is empty
+    if not pieces:
+        return pa.nulls(n, pa.string())
+    # A leading empty piece: with every input null, Arrow's "skip" drops the row instead of returning "".
+    joined = pc.utf8_ltrim(pc.binary_join_element_wise("", *pieces, ",", null_handling="skip"), ",")
+    body = pc.binary_join_element_wise("{", joined, "}", "")
+    return pc.if_else(pc.fill_null(pc.equal(joined, ""), True), pa.scalar(None, pa.string()), body)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from voronka.errors import InputError
 from voronka.io import columnar
@@ -215,28 +217,30 @@ def _read_fast(
     n = len(columns[0]) if columns else 0
     try:
         values = {f: columnar.text(columns, cols, f, n) for f in ("title", "stage", "pipeline")}
-        if any(v is None for vs in values.values() for v in vs):
+        if any(v.null_count for v in values.values()):
             return False
-        amount = columnar.amounts(columns[cols.columns["amount"]]) if "amount" in cols.columns else [None] * n
+        amount = columnar.amounts(columns[cols.columns["amount"]]) if "amount" in cols.columns else None
         created = (
             columnar.times(columns[cols.columns["created"]]) if "created" in cols.columns else np.full(n, -1, np.int64)
         )
         closed = columnar.times(columns[cols.columns["closed"]]) if "closed" in cols.columns else None
     except columnar.Doubt:
         return False
-    currencies = [(c or currency).upper() for c in columnar.text(columns, cols, "currency", n)]
-    if any(len(c) != 3 or not c.isalpha() for c in set(currencies)):
+    written = columnar.text(columns, cols, "currency", n)
+    codes = {c: (c or currency).upper() for c in written.unique().to_pylist()}
+    if any(len(c) != 3 or not c.isalpha() for c in codes.values()):
         return False
+    currencies = pc.fill_null(pc.utf8_upper(written), currency.upper())
     missing = int((created == -1).sum())
     if missing:
         created = np.where(created == -1, to_micros(created_default), created)
         batch.notes[NO_CREATED] = missing
-    ext = columnar.text(columns, cols, "external_id", n)
-    if any(e is None for e in ext):
+    ext: pa.Array | list[str] = columnar.text(columns, cols, "external_id", n)
+    if ext.null_count:
         keys = _RowKeys()
         raw = columns.raw  # the row reader keys rows by their cells as written, untrimmed
         rows = zip(*(raw.column(i).to_pylist() for i in range(len(table.header))), strict=True)
-        ext = [e or keys.next(list(cells)) for e, cells in zip(ext, rows, strict=True)]
+        ext = [e or keys.next(list(cells)) for e, cells in zip(ext.to_pylist(), rows, strict=True)]
     batch.read = n
     batch.deals.extend(
         {
@@ -244,11 +248,11 @@ def _read_fast(
             "row": list(range(2, n + 2)),
             "external_id": ext,
             **values,
-            "created": created.tolist(),
-            "amount": amount,
+            "created": pa.array(created),
+            "amount": amount if amount is not None else pa.nulls(n, pa.decimal128(24, 4)),
             "currency": currencies,
             "owner": columnar.text(columns, cols, "owner", n),
-            "closed": [None] * n if closed is None else [None if t == -1 else t for t in closed.tolist()],
+            "closed": pa.nulls(n, pa.int64()) if closed is None else pa.array(closed, mask=closed == -1),
             "loss_reason": columnar.text(columns, cols, "loss_reason", n),
             "source": columnar.text(columns, cols, "source", n),
             "segment": columnar.text(columns, cols, "segment", n),

@@ -7,10 +7,12 @@ A snapshot deal gets its creation move; when it is closed, also the move to won 
 from __future__ import annotations
 
 import json
-from itertools import repeat
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, func, select
 
 from voronka.domain.pipeline import Pipeline, StageKind, reason_id_of
@@ -19,39 +21,17 @@ from voronka.store.bulk import bulk_rows
 from voronka.store.schema import deals, stage_moves
 from voronka.store.workspace import WorkspaceStore
 
-_DEAL_COLS = (
-    "id",
-    "pipeline_id",
-    "stage_id",
-    "stage_since",
-    "title",
-    "owner_id",
-    "amount",
-    "currency",
-    "source",
-    "segment",
-    "created_at",
-    "external_id",
-    "external_source",
-    "custom",
-    "version",
-    "snapshot",
-)
-_MOVE_COLS = ("deal_id", "pipeline_id", "from_stage_id", "stage_id", "at", "author_id", "reason_id")
+
+def _arrow(values: list[Any], kind: pa.DataType | None = None) -> pa.Array:
+    return pa.array(values, kind, from_pandas=False)
 
 
-def _stages(pipes: dict[str, Pipeline], pairs: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...]]:
-    """(pipeline, stage) as written -> (pipeline id, stage id, first open stage id, is open, pipeline)."""
-    out = {}
-    for p_name, s_name in pairs:
-        pipe = pipes[p_name.casefold()]
-        stage = pipe.stage(s_name)
-        out[(p_name, s_name)] = (pipe.id, stage.id, pipe.open_stages[0].id, stage.kind, pipe)
-    return out
-
-
-def _pick(column: list[Any], rows: list[int], everything: bool) -> list[Any]:
-    return column if everything else [column[i] for i in rows]
+def _lookup(keys: pa.Array, table: Callable[[Any], Any], dtype: Any, missing: Any) -> np.ndarray:
+    """``table(key)`` for every element of ``keys``, computed once per distinct key (``missing`` for nulls)."""
+    enc = keys.dictionary_encode()
+    values = np.array([table(k) for k in enc.dictionary.to_pylist()] + [missing], dtype=dtype)
+    idx = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
+    return values[idx]
 
 
 def insert_snapshots(
@@ -62,98 +42,102 @@ def insert_snapshots(
     pipes: dict[str, Pipeline],
     user_ids: dict[str, int],
 ) -> int:
-    """Insert the deals at ``rows`` of the batch with their moves; returns the number of moves."""
+    """Insert the deals at ``rows`` of the batch with their moves; returns the number of moves.
+
+    Everything is computed on whole columns (one dictionary lookup per distinct pipeline, stage, owner and
+    reason), then written in one bulk insert per table.
+    """
     if not rows:
         return 0
-    everything = len(rows) == len(batch.deals)
-    c = {name: _pick(col, rows, everything) for name, col in batch.deals.cols.items()}
+    cols = batch.deals.cols
     n = len(rows)
-    pairs = list(zip(c["pipeline"], c["stage"], strict=True))
-    info = _stages(pipes, set(pairs))
-    facts = [info[p] for p in pairs]
-    pid = np.fromiter((f[0] for f in facts), np.int64, n)
-    sid = np.fromiter((f[1] for f in facts), np.int64, n)
-    first = np.fromiter((f[2] for f in facts), np.int64, n)
-    is_open = np.fromiter((f[3] is StageKind.OPEN for f in facts), bool, n)
-    is_lost = np.fromiter((f[3] is StageKind.LOST for f in facts), bool, n)
-    created = np.fromiter(c["created"], np.int64, n)
-    closed = np.fromiter((created[i] if x is None else x for i, x in enumerate(c["closed"])), np.int64, n)
+    take = None if n == len(batch.deals) else pa.array(rows, pa.int64())
+
+    def col(name: str, kind: pa.DataType | None = None) -> pa.Array:
+        given = batch.deals.arrow.get(name)
+        arr = _arrow(cols[name], kind) if given is None else given if kind is None else given.cast(kind)
+        return arr if take is None else arr.take(take)
+
+    pipeline, stage = col("pipeline", pa.string()), col("stage", pa.string())
+    pair = pc.binary_join_element_wise(pipeline, stage, "\x1f")
+    info = {}
+    for key in pair.unique().to_pylist():
+        p_name, s_name = key.split("\x1f", 1)
+        pipe = pipes[p_name.casefold()]
+        st = pipe.stage(s_name)
+        info[key] = (pipe.id, st.id, pipe.open_stages[0].id, st.kind, pipe)
+    pid = _lookup(pair, lambda k: info[k][0], np.int64, 0)
+    sid = _lookup(pair, lambda k: info[k][1], np.int64, 0)
+    first = _lookup(pair, lambda k: info[k][2], np.int64, 0)
+    kind = _lookup(pair, lambda k: {StageKind.OPEN: 0, StageKind.WON: 1, StageKind.LOST: 2}[info[k][3]], np.int8, 0)
+    is_open, is_lost = kind == 0, kind == 2
+    created = col("created", pa.int64()).to_numpy(zero_copy_only=False)
+    closed = pc.fill_null(col("closed", pa.int64()), pa.array(created)).to_numpy(zero_copy_only=False)
     since = np.where(is_open, created, np.maximum(closed, created))
     ids = np.arange(n, dtype=np.int64) + (conn.scalar(select(func.max(deals.c.id))) or 0) + 1
-    owners_map: dict[Any, Any] = {None: None, **user_ids}
-    owners = [owners_map.get(o) for o in c["owner"]]
+    owner_ix = _lookup(col("owner", pa.string()), lambda o: user_ids.get(o, -1), np.int64, -1)
+    owners = pa.array(owner_ix, mask=owner_ix < 0)
     sqlite = conn.dialect.name == "sqlite"
     # SQLite keeps money as REAL (see store.types.Money); values have at most 4 decimals by then
-    amounts = [None if a is None else float(a) for a in c["amount"]] if sqlite else c["amount"]
-    customs = [x if x is None or isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in c["custom"]]
-    deal_rows = list(
-        zip(
-            ids.tolist(),
-            pid.tolist(),
-            sid.tolist(),
-            since.tolist(),
-            c["title"],
-            owners,
-            amounts,
-            c["currency"],
-            c["source"],
-            c["segment"],
-            created.tolist(),
-            c["external_id"],
-            repeat(batch.source),
-            customs,
-            repeat(1),
-            repeat(True),
-            strict=False,
+    amounts = col("amount", pa.decimal128(24, 4))
+    if sqlite:  # through text: Arrow's decimal -> double cast is not correctly rounded, the text parser is
+        amounts = pc.cast(pc.cast(amounts, pa.string()), pa.float64())
+    customs = batch.deals.arrow.get("custom")
+    if customs is None:
+        customs = _arrow(
+            [x if x is None or isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in cols["custom"]],
+            pa.string(),
         )
-    )
+    if take is not None:
+        customs = customs.take(take)
+    deal_cols = {
+        "id": ids,
+        "pipeline_id": pid,
+        "stage_id": sid,
+        "stage_since": since,
+        "title": col("title", pa.string()),
+        "owner_id": owners,
+        "amount": amounts,
+        "currency": col("currency", pa.string()),
+        "source": col("source", pa.string()),
+        "segment": col("segment", pa.string()),
+        "created_at": created,
+        "external_id": col("external_id", pa.string()),
+        "external_source": pa.repeat(batch.source, n),
+        "custom": customs,
+        "version": np.ones(n, np.int64),
+        "snapshot": np.ones(n, np.int64),
+    }
     # Every deal's creation move; closed deals enter the first open stage, then move to won or lost.
-    start = np.where(is_open, sid, first)
-    moves = list(
-        zip(
-            ids.tolist(),
-            pid.tolist(),
-            repeat(None),
-            start.tolist(),
-            created.tolist(),
-            owners,
-            repeat(None),
-            strict=False,
-        )
-    )
     shut = np.flatnonzero(~is_open)
-    reasons = _reason_ids(c["loss_reason"], shut, is_lost, facts)
-    moves += list(
-        zip(
-            ids[shut].tolist(),
-            pid[shut].tolist(),
-            first[shut].tolist(),
-            sid[shut].tolist(),
-            since[shut].tolist(),
-            [owners[i] for i in shut],
-            reasons,
-            strict=True,
-        )
-    )
-    with bulk_rows(conn, [deals, stage_moves], len(deal_rows) + len(moves)) as insert:
-        insert(deals, _DEAL_COLS, deal_rows)
-        insert(stage_moves, _MOVE_COLS, moves)
-    return len(moves)
+    reasons = _reason_ids(col("loss_reason", pa.string()), pair, info, shut, is_lost)
+    move_cols = {
+        "deal_id": np.concatenate([ids, ids[shut]]),
+        "pipeline_id": np.concatenate([pid, pid[shut]]),
+        "from_stage_id": pa.array(
+            np.concatenate([np.zeros(n, np.int64), first[shut]]), mask=np.arange(n + len(shut)) < n
+        ),
+        "stage_id": np.concatenate([np.where(is_open, sid, first), sid[shut]]),
+        "at": np.concatenate([created, since[shut]]),
+        "author_id": pa.concat_arrays([owners, owners.take(pa.array(shut))]),
+        "reason_id": pa.concat_arrays([pa.nulls(n, pa.int64()), reasons]),
+    }
+    with bulk_rows(conn, [deals, stage_moves], n + len(move_cols["at"])) as insert:
+        insert([(deals, pa.table(deal_cols)), (stage_moves, pa.table(move_cols))])
+    return len(move_cols["at"])
 
 
 def _reason_ids(
-    reasons: list[str | None], shut: np.ndarray, is_lost: np.ndarray, facts: list[tuple[Any, ...]]
-) -> list[int | None]:
-    cache: dict[tuple[int, str], int] = {}
-    out: list[int | None] = []
-    for i in shut.tolist():
-        name = reasons[i]
-        if not is_lost[i] or not name:
-            out.append(None)
-            continue
-        pipe = facts[i][4]
-        key = (pipe.id, name)
-        if key not in cache:
-            cache[key] = reason_id_of(pipe, name)
-        out.append(cache[key])
-    return out
+    reason: pa.Array, pair: pa.Array, info: dict[str, tuple[Any, ...]], shut: np.ndarray, is_lost: np.ndarray
+) -> pa.Array:
+    """The loss-reason id of each closed deal (null for won deals and lost ones without a reason)."""
+    lost = is_lost[shut]
+    names = pc.if_else(pa.array(lost), reason.take(pa.array(shut)), None)
+    key = pc.binary_join_element_wise(pair.take(pa.array(shut)), names, "\x1e")  # null where no reason
+
+    def reason_id(k: str) -> int:
+        p_key, name = k.split("\x1e", 1)
+        return reason_id_of(info[p_key][4], name) if name else -1
+
+    out = _lookup(key, reason_id, np.int64, -1)
+    return pa.array(out, mask=out < 0)

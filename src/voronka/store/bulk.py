@@ -7,23 +7,30 @@ pipeline says so), but history is kept as it happened: a repeated stage is logge
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import JSON, Connection, Integer, Table, func, select, text
 
 from voronka.domain.deal import ActivityKind
 from voronka.domain.pipeline import Pipeline, StageKind
 from voronka.errors import MoveError
+from voronka.store.engine import after_transaction
 from voronka.store.schema import activities, deals, loss_reasons, stage_moves
 from voronka.store.types import UTCTime, from_micros
 from voronka.store.workspace import WorkspaceStore
 
-InsertRows = Callable[[Table, Sequence[str], list[tuple[Any, ...]]], None]
+InsertRows = Callable[[Sequence[tuple[Table, pa.Table]]], None]
 BIG = 100_000
 
 
@@ -170,39 +177,91 @@ def _moves(
 
 @contextmanager
 def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Iterator[InsertRows]:
-    """Insert many rows given in storage form (times as integer microseconds, JSON as text) in the caller's
-    transaction.
+    """Insert many rows given as Arrow tables in storage form (times as integer microseconds, JSON as text,
+    money as float on SQLite) in the caller's transaction: ``insert([(table, rows), ...])``.
 
-    On SQLite the rows go straight to the driver's ``executemany``; when the load is big compared with the
-    tables, their secondary indexes are dropped first and rebuilt after (one sort instead of a million B-tree
-    inserts) — inside the same transaction, so a failure leaves them as they were. Other databases get the rows
-    through SQLAlchemy, converted to Python values.
+    On SQLite, big loads go through scratch files (:func:`_sqlite_copy`), and when the load is big compared with
+    the tables, their secondary indexes are dropped first and rebuilt after (one sort instead of a million B-tree
+    inserts) — inside the same transaction, so a failure leaves them as they were. Small loads go to the
+    driver's ``executemany``; other databases get the rows through SQLAlchemy, converted to Python values.
     """
     sqlite = conn.dialect.name == "sqlite"
     rebuild: list[Any] = []
+    cache = None
     if sqlite and expected >= BIG:
+        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        conn.exec_driver_sql("PRAGMA cache_size=-262144")  # 256 MiB of pages while this load runs
         sizes = sum(conn.scalar(select(func.count()).select_from(t)) or 0 for t in tables)
         if expected > sizes:
             rebuild = [ix for t in tables for ix in t.indexes]
             for ix in rebuild:
                 ix.drop(conn)
 
-    def insert(table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
+    def insert(parts: Sequence[tuple[Table, pa.Table]]) -> None:
+        parts = [(t, d) for t, d in parts if d.num_rows]
+        if sqlite and sum(d.num_rows for _, d in parts) >= BIG:
+            _sqlite_copy(conn, parts)
             return
-        if sqlite:
-            marks = ", ".join("?" * len(names))
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", rows)
-            cursor.close()
-            return
-        conn.execute(table.insert(), [_python_values(table, names, r) for r in rows])
+        for table, data in parts:
+            names = data.column_names
+            rows = list(zip(*(c.to_pylist() for c in data.columns), strict=True))
+            if sqlite:
+                marks = ", ".join("?" * len(names))
+                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", rows)
+                cursor.close()
+            else:
+                conn.execute(table.insert(), [_python_values(table, names, r) for r in rows])
 
     yield insert
     for ix in rebuild:
         ix.create(conn)
+    if cache is not None:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
     for table in tables:
         reset_id_sequence(conn, table)
+
+
+def _sqlite_copy(conn: Connection, parts: Sequence[tuple[Table, pa.Table]]) -> None:
+    """Many rows into SQLite tables within the caller's transaction, without a Python object per value.
+
+    The ADBC driver writes each Arrow table into a scratch SQLite file (in C, from the Arrow buffers; one thread
+    per table, on tmpfs when there is one); the workspace connection attaches each and copies its rows with one
+    ``INSERT … SELECT`` inside the transaction, so the rows land with everything else or not at all — the first
+    copy runs while later scratch files are still being written. SQLite cannot detach a database inside a
+    transaction: the scratch files are detached and deleted when the transaction ends (see
+    :func:`voronka.store.engine.after_transaction`).
+    """
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="voronka-bulk-", dir=shm if shm.is_dir() else None))
+    raw = conn.connection.driver_connection
+    aliases: list[str] = []
+
+    def detach() -> None:
+        for alias in aliases:
+            with suppress(Exception):
+                raw.execute(f"DETACH DATABASE {alias}")  # type: ignore[union-attr]
+        shutil.rmtree(folder, ignore_errors=True)
+
+    after_transaction(conn, detach)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        written = [pool.submit(_scratch, folder / f"{i}.db", data) for i, (_, data) in enumerate(parts)]
+        for (table, data), done in zip(parts, written, strict=True):
+            scratch = done.result()
+            alias = f"voronka_bulk_{uuid.uuid4().hex[:12]}"
+            raw.execute(f"ATTACH DATABASE ? AS {alias}", (str(scratch),))  # type: ignore[union-attr]
+            aliases.append(alias)
+            names = ", ".join(data.column_names)
+            raw.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM {alias}.rows")  # type: ignore[union-attr]
+
+
+def _scratch(path: Path, data: pa.Table) -> Path:
+    import adbc_driver_sqlite.dbapi as adbc
+
+    with adbc.connect(str(path)) as db, db.cursor() as cur:
+        cur.adbc_ingest("rows", data, mode="create")
+        db.commit()
+    return path
 
 
 def reset_id_sequence(conn: Connection, table: Table) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from voronka.errors import InputError
@@ -50,3 +51,15 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         write = conn.get_execution_options().get("voronka_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+AFTER_TRANSACTION = "voronka.after_transaction"
+
+
+def after_transaction(conn: Connection, fn: Callable[[], None]) -> None:
+    """Run ``fn`` once the transaction ``conn`` is in has ended (committed or rolled back).
+
+    :meth:`WorkspaceStore.transaction` runs these; on a connection used otherwise they run when it is next
+    put through a transaction of the store, or never.
+    """
+    conn.info.setdefault(AFTER_TRANSACTION, []).append(fn)

@@ -20,7 +20,7 @@ from voronka.domain.pipeline import Pipeline, ProcessKind, Stage, StageKind, che
 from voronka.domain.templates import DEFAULT_LOST, DEFAULT_WON, get_template
 from voronka.errors import InputError, MoveError, NotFoundError, StaleDealError
 from voronka.store import migrate
-from voronka.store.engine import WRITE, make_engine
+from voronka.store.engine import AFTER_TRANSACTION, WRITE, make_engine
 from voronka.store.schema import activities, deals, loss_reasons, pipelines, stage_moves, sync_state, users
 from voronka.store.schema import stages as stage_table
 
@@ -102,13 +102,18 @@ class WorkspaceStore:
         if self._tx is not None:
             yield self._tx
             return
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            self._tx = conn
+        with self.engine.connect().execution_options(**WRITE) as conn:
             try:
-                yield conn
+                with conn.begin():
+                    self._tx = conn
+                    try:
+                        yield conn
+                    finally:
+                        self._tx = None
+                        self._pipelines.clear()
             finally:
-                self._tx = None
-                self._pipelines.clear()
+                for fn in conn.info.pop(AFTER_TRANSACTION, []):  # e.g. detach a bulk load's scratch file
+                    fn()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
