@@ -8,7 +8,7 @@ A row is (entity key int64, time µs int64, mask int32, code int32). The mask's 
 - 20..27: the exclusion steps the row matches. A row with none of these is "another tracked event".
 
 Rows are grouped by a multiplicative hash of the entity into buckets (no global sort), each bucket is sorted by
-(entity, time, lowest matched step, mask) and walked per entity, buckets in parallel.
+(entity, time, lowest matched step, mask, code) and walked per entity, buckets in parallel.
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-STEP_BITS = 0xFFFF
-IN_RANGE = 1 << 16
-FIRST_TOUCH = 1 << 17
-EXCL_SHIFT = 20
-EXCL_BITS = 0xFF << EXCL_SHIFT
-MISSING = np.iinfo(np.int64).min
-ORDERED, STRICT, ANY = 0, 1, 2
-FIRST, LAST, AT_STEP = 0, 1, 2
+from voronka.analytics.events._bits import (
+    ANY,
+    EXCL_BITS,
+    EXCL_SHIFT,
+    FIRST,
+    FIRST_TOUCH,
+    IN_RANGE,
+    LAST,
+    MISSING,
+    STEP_BITS,
+    STRICT,
+)
 
 
 @njit(cache=True, inline="always")
@@ -46,17 +50,19 @@ def _sort_key(ts, mask):
 
 
 @njit(cache=True, inline="always")
-def _gt(ent, key, mask, i, j):
+def _gt(ent, key, mask, code, i, j):
     if ent[i] != ent[j]:
         return ent[i] > ent[j]
     if key[i] != key[j]:
         return key[i] > key[j]
-    return mask[i] > mask[j]
+    if mask[i] != mask[j]:
+        return mask[i] > mask[j]
+    return code[i] > code[j]
 
 
 @njit(cache=True)
-def _argsort(ent, key, mask):
-    """Stable bottom-up merge sort of row indices by (entity, key, mask)."""
+def _argsort(ent, key, mask, code):
+    """Bottom-up merge sort of row indices by (entity, key, mask, code)."""
     n = len(ent)
     idx = np.arange(n)
     tmp = np.empty(n, np.int64)
@@ -66,7 +72,7 @@ def _argsort(ent, key, mask):
         for i in range(s + 1, e):
             x = idx[i]
             j = i - 1
-            while j >= s and _gt(ent, key, mask, idx[j], x):
+            while j >= s and _gt(ent, key, mask, code, idx[j], x):
                 idx[j + 1] = idx[j]
                 j -= 1
             idx[j + 1] = x
@@ -77,7 +83,7 @@ def _argsort(ent, key, mask):
             e = min(s + 2 * width, n)
             a, b, o = s, mid, s
             while a < mid and b < e:
-                if _gt(ent, key, mask, idx[a], idx[b]):
+                if _gt(ent, key, mask, code, idx[a], idx[b]):
                     tmp[o] = idx[b]
                     b += 1
                 else:
@@ -147,7 +153,7 @@ def sort_buckets(ent, ts, mask, code, starts, count_attempts):
         if hi - lo == 0:
             continue
         e, t, m, c = ent[lo:hi], ts[lo:hi], mask[lo:hi], code[lo:hi]
-        idx = _argsort(e, _sort_key(t, m), m)
+        idx = _argsort(e, _sort_key(t, m), m, c)
         e[:] = e[idx]
         t[:] = t[idx]
         m[:] = m[idx]

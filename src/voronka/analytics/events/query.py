@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from voronka.errors import InputError
@@ -142,6 +142,12 @@ class FunnelQuery:
         """Check every rule; raise :class:`FunnelQueryError` with the first broken rule's code."""
         for rule in _RULES:
             rule(self)
+
+
+def to_micros(dt: datetime) -> int:
+    """Microseconds since the epoch; a naive datetime is taken as UTC."""
+    aware = dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+    return _us(aware - datetime(1970, 1, 1, tzinfo=UTC))
 
 
 def _us(td: timedelta) -> int:

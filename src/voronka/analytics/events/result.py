@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from voronka.analytics.events.query import FunnelQuery
 from voronka.stats.intervals import wilson_array
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HIST_EDGES_S: tuple[float, ...] = (0, 60, 300, 900, 3600, 21_600, 86_400, 259_200, 604_800, 2_592_000, float("inf"))
 NONE_LABEL = "(none)"
@@ -89,6 +91,8 @@ class FunnelResult:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per step (``breakdown`` is ``None``), then one row per step and breakdown value."""
+        import pandas as pd
+
         rows = [{"breakdown": None, "step": i + 1, **_flat(s)} for i, s in enumerate(self.steps)]
         for g in self.breakdown:
             rows += [{"breakdown": g.value, "step": i + 1, **_flat(s)} for i, s in enumerate(g.steps)]
@@ -99,6 +103,8 @@ class FunnelResult:
         next; ``value`` keeps one breakdown value. Sorted, each entity once."""
         if not 1 <= step <= len(self.steps):
             raise ValueError(f"step {step} is not in 1..{len(self.steps)}")
+        import pandas as pd
+
         u = self.units
         keep = (u.level == step) & (step < len(self.steps)) if dropped else u.level >= step
         if value is not None:
@@ -108,6 +114,8 @@ class FunnelResult:
 
     def over_time(self, period: Literal["day", "week", "month"] = "week", confidence: float = 0.95) -> pd.DataFrame:
         """Conversion from step 1 to the last step per entry period (the time of the unit's step 1, UTC)."""
+        import pandas as pd
+
         u = self.units
         keep = u.level >= 1
         start = pd.to_datetime(u.times[keep, 0], unit="us", utc=True)

@@ -10,13 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sys
+from typing import TYPE_CHECKING
+
 import duckdb
-import pandas as pd
-from sqlalchemy import select
 
 from voronka.analytics.events.query import FunnelQuery, FunnelQueryError
-from voronka.store.schema import events
-from voronka.store.workspace import WorkspaceStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from voronka.store.workspace import WorkspaceStore
 
 PARQUET = (".parquet", ".pq")
 CSV = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
@@ -39,6 +43,11 @@ class EventSource:
 
 def workspace_events_frame(store: WorkspaceStore) -> pd.DataFrame:
     """The workspace's events as a DataFrame: entity, time (UTC), event, and one column per property."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    from voronka.store.schema import events
+
     with store._read() as conn:
         rows = conn.execute(select(events.c.entity, events.c.at, events.c.event, events.c.properties)).all()
     frame = pd.DataFrame(
@@ -58,9 +67,10 @@ def workspace_events_frame(store: WorkspaceStore) -> pd.DataFrame:
 def relation_sql(con: duckdb.DuckDBPyConnection, source: EventSource) -> str:
     """A FROM-clause expression for the source in ``con`` (files are read in place)."""
     data = source.data
-    if isinstance(data, WorkspaceStore):
+    if _is_store(data):
         data = workspace_events_frame(data)
-    if isinstance(data, pd.DataFrame):
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(data, pandas.DataFrame):
         con.register("voronka_events_frame", data)
         return "voronka_events_frame"
     text = str(data)
@@ -78,6 +88,11 @@ def relation_sql(con: duckdb.DuckDBPyConnection, source: EventSource) -> str:
     raise FunnelQueryError(
         "source.format", f"Cannot read {text!r}: give a .parquet, .csv or .tsv file, or DB.duckdb:TABLE."
     )
+
+
+def _is_store(data: Any) -> bool:
+    store = sys.modules.get("voronka.store.workspace")
+    return store is not None and isinstance(data, store.WorkspaceStore)
 
 
 def _exists(path: str) -> None:

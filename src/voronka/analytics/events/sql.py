@@ -11,11 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from voronka.analytics.events._kernel import EXCL_SHIFT, IN_RANGE
-from voronka.analytics.events.query import FunnelQuery, Step, Where
-from voronka.store.types import to_micros
+from voronka.analytics.events._bits import EXCL_SHIFT, IN_RANGE, TRACKED
+from voronka.analytics.events.query import FunnelQuery, Step, Where, to_micros
 
-TRACKED = 1 << 18
 INT_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT")
 CH_INT_TYPES = ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64")
 
