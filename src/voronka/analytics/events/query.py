@@ -129,6 +129,10 @@ class FunnelQuery:
     def __post_init__(self) -> None:
         steps = tuple(s if isinstance(s, Step) else Step(event=str(s)) for s in self.steps)
         excl = tuple(e if isinstance(e, Exclusion) else Exclusion(Step(event=str(e))) for e in self.exclusions)
+        for name in ("start", "end"):  # a naive bound is UTC
+            value = getattr(self, name)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=UTC))
         object.__setattr__(self, "step_list", steps)
         object.__setattr__(self, "exclusion_list", excl)
         object.__setattr__(self, "window_td", parse_duration(self.window))
