@@ -81,6 +81,12 @@ def test_exclusion_only_between_its_steps() -> None:
     assert counts(j, VCB, exclusions=(Exclusion(Step("coupon"), after=2, before=3),)) == [1, 1, 0]
 
 
+def test_exclusion_after_the_attempt_passed_its_range_does_not_touch_it() -> None:
+    j = {1: [(0, "view"), (10, "cart"), (20, "refund"), (30, "buy")]}
+    r = funnel(j, VCB, exclusions=(Exclusion(Step("refund"), after=1, before=2),), exclusion_policy="remove")
+    assert [s.entities for s in r.steps] == [1, 1, 1] and r.removed == 0
+
+
 def test_exclusion_before_an_attempt_does_not_touch_it() -> None:
     j = {1: [(0, "refund"), (10, "view"), (20, "cart")]}
     assert counts(j, VCB[:2], exclusions=("refund",), exclusion_policy="remove") == [1, 1]

@@ -208,6 +208,7 @@ def _walk_entities(ts, eff, code, lo, hi, n, p, state, path, pcode, best_t, best
     valid[:] = 0
     first = np.empty(n, np.int64)
     last = np.empty(n, np.int64)
+    reach = np.zeros(n, np.int64)  # steps reached so far by the attempt held at each level
     best = 0
     removed = False
     for r in range(lo, hi):
@@ -220,6 +221,10 @@ def _walk_entities(ts, eff, code, lo, hi, n, p, state, path, pcode, best_t, best
         for k in range(n - 1, 0, -1):
             if (steps >> k) & 1 and valid[k - 1]:
                 if t - first[k - 1] <= window and _gap_ok(k, t, last[k - 1], within, gap):
+                    for j in range(k):  # the same attempt, held at lower levels, has now reached k + 1 steps
+                        if valid[j] and first[j] == first[k - 1]:
+                            reach[j] = max(reach[j], k + 1)
+                    reach[k] = k + 1
                     first[k] = first[k - 1]
                     last[k] = t
                     valid[k] = 1
@@ -236,6 +241,7 @@ def _walk_entities(ts, eff, code, lo, hi, n, p, state, path, pcode, best_t, best
             first[0] = t
             last[0] = t
             valid[0] = 1
+            reach[0] = 1
             path[0, 0] = t
             pcode[0, 0] = code[r]
             updated |= 1
@@ -249,7 +255,7 @@ def _walk_entities(ts, eff, code, lo, hi, n, p, state, path, pcode, best_t, best
                     valid[k] = 0
         if m & EXCL_BITS:
             for k in range(n):
-                if valid[k] and _excl_hits(m, k + 1, ex_after, ex_before):
+                if valid[k] and _excl_hits(m, reach[k], ex_after, ex_before):
                     valid[k] = 0
                     if remove:
                         removed = True

@@ -146,14 +146,17 @@ def _fold(q: FunnelQuery) -> str:
     )
     upd = f"arrayMap(k -> toUInt8(if(k = 1, bitTest({m}, 0) AND bitTest({m}, 16), {ext})), {rng})"
     hits = [
-        f"(bitTest({m}, {EXCL_SHIFT + i}) AND k >= {e.after} AND k < {n if e.before is None else e.before})"
+        f"(bitTest({m}, {EXCL_SHIFT + i}) AND r >= {e.after} AND r < {n if e.before is None else e.before})"
         for i, e in enumerate(q.exclusion_list)
     ]
     hit = " OR ".join(hits) or "0"
     v1 = f"arrayMap((u, v) -> toUInt8(if(u = 1, 1, if({strict} = 1, 0, v))), {upd}, a.1)"
-    v2 = f"arrayMap((k, v) -> toUInt8(v = 1 AND NOT ({hit})), {rng}, {v1})"
+    # reach: steps reached by the attempt held at each level (an exclusion spares attempts past its range)
+    spread = f"arrayMax(arrayMap((k, u) -> if(u = 1 AND k - 1 >= j AND a.1[j] = 1 AND a.2[j] = a.2[k - 1], k, 0), {rng}, {upd}))"
+    reach = f"arrayMap((j, u, r) -> toUInt8(if(u = 1, j, greatest(r, {spread}))), {rng}, {upd}, a.10)"
+    v2 = f"arrayMap((v, r) -> toUInt8(v = 1 AND NOT ({hit})), {v1}, {reach})"
     remove = 1 if q.exclusion_policy == "remove" else 0
-    removed = f"toUInt8(a.9 = 1 OR ({remove} = 1 AND arrayExists((k, v) -> v = 1 AND ({hit}), {rng}, {v1})))"
+    removed = f"toUInt8(a.9 = 1 OR ({remove} = 1 AND arrayExists((v, r) -> v = 1 AND ({hit}), {v1}, {reach})))"
     first = f"arrayMap((k, u, f) -> if(u = 1, if(k = 1, {t}, a.2[k - 1]), f), {rng}, {upd}, a.2)"
     last = f"arrayMap((u, l) -> if(u = 1, {t}, l), {upd}, a.3)"
     path = f"arrayMap((k, u, p) -> if(u = 1, arrayPushBack(arraySlice(a.4[k - 1], 1, k - 1), {t}), p), {rng}, {upd}, a.4)"
@@ -167,13 +170,13 @@ def _fold(q: FunnelQuery) -> str:
     body = (
         f"tuple(CAST({v2}, 'Array(UInt8)'), CAST({first}, 'Array(Int64)'), CAST({last}, 'Array(Int64)'), "
         f"CAST({path}, 'Array(Array(Int64))'), CAST({pcode}, 'Array(Array(Int32))'), toUInt8(greatest(a.6, {nb})), "
-        f"CAST({best_t}, 'Array(Int64)'), CAST({best_c}, 'Array(Int32)'), {removed})"
+        f"CAST({best_t}, 'Array(Int64)'), CAST({best_c}, 'Array(Int32)'), {removed}, CAST({reach}, 'Array(UInt8)'))"
     )
     init = (
         f"tuple(CAST(arrayWithConstant({n}, 0), 'Array(UInt8)'), CAST(arrayWithConstant({n}, 0), 'Array(Int64)'), "
         f"CAST(arrayWithConstant({n}, 0), 'Array(Int64)'), CAST(arrayWithConstant({n}, []), 'Array(Array(Int64))'), "
         f"CAST(arrayWithConstant({n}, []), 'Array(Array(Int32))'), toUInt8(0), CAST([], 'Array(Int64)'), "
-        f"CAST([], 'Array(Int32)'), toUInt8(0))"
+        f"CAST([], 'Array(Int32)'), toUInt8(0), CAST(arrayWithConstant({n}, 0), 'Array(UInt8)'))"
     )
     return f"arrayFold((a, x) -> {body}, evs, {init})"
 

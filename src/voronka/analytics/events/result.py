@@ -191,7 +191,8 @@ def _q(x: NDArray[np.float64], q: float) -> float | None:
 
 
 def definition_text(q: FunnelQuery) -> str:
-    w = q.window_td
+    secs = int(q.window_td.total_seconds())
+    w = next((f"{secs // u}{n}" for u, n in ((604_800, "w"), (86_400, "d"), (3600, "h"), (60, "m")) if secs % u == 0), f"{secs}s")
     mode = {
         "ordered": "steps in order, other events in between allowed",
         "strict": "steps in order, no other tracked event in between",
