@@ -62,7 +62,7 @@ def _chunk(rng: np.random.Generator, first_entity: int, n_ent: int) -> dict[str,
     counts = np.minimum(1 + np.floor(rng.pareto(1.3, n_ent) * 6).astype(np.int64), 20_000)
     total = int(counts.sum())
     owner = np.repeat(np.arange(n_ent), counts)
-    ids = ((np.arange(first_entity, first_entity + n_ent, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> 2)
+    ids = (np.arange(first_entity, first_entity + n_ent, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> 2
     start = START_S + rng.integers(0, 60 * 86_400, n_ent)
     gaps = rng.exponential(4 * 3600, total).astype(np.int64)
     gaps[rng.random(total) < 0.05] = 0
@@ -218,7 +218,9 @@ def timed_child(engine: str, path: Path) -> tuple[float, float, Counts]:
 
 
 def bench_size(rows: int, seed: int, runs: int, engines: tuple[str, ...]) -> tuple[list[dict[str, Any]], bool]:
-    path = generate(rows, seed)
+    # Generated in a child process: a forked child inherits the parent's peak RSS, so the parent must stay small.
+    subprocess.run([sys.executable, __file__, "--generate", str(rows), "--seed", str(seed)], check=True)
+    path = data_path(rows, seed)
     with open(path, "rb") as f:  # into the page cache for every engine alike
         while f.read(1 << 24):
             pass
@@ -248,7 +250,11 @@ def main() -> int:
     ap.add_argument("--engines", default=",".join(ENGINES))
     ap.add_argument("--engine", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
+    ap.add_argument("--generate", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.generate:
+        generate(args.generate, args.seed)
+        return 0
     if args.engine:
         print(json.dumps(RUNNERS[args.engine](args.file)))
         return 0

@@ -111,7 +111,11 @@ def test_events_after_the_last_step_change_nothing(log: pd.DataFrame, mode: str,
         return
     last = log.groupby("entity")["time"].max()
     add = pd.DataFrame(
-        [{"entity": e, "time": int(last[e]) + 10 * (i + 1), "event": ev, "ch": "p"} for e in done for i, ev in enumerate(extra)]
+        [
+            {"entity": e, "time": int(last[e]) + 10 * (i + 1), "event": ev, "ch": "p"}
+            for e in done
+            for i, ev in enumerate(extra)
+        ]
     )
     after = funnel(pd.concat([log, add], ignore_index=True), STEPS, 100, mode=mode)
     assert [s.entities for s in after.steps] == [s.entities for s in before.steps]

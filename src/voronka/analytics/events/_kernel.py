@@ -194,7 +194,7 @@ def _gap_ok(k, t, last, within, gap):
 def _excl_hits(m, level, ex_after, ex_before):
     """Whether an exclusion row breaks an attempt that has reached ``level`` steps (1-based counts)."""
     ex = (m & EXCL_BITS) >> EXCL_SHIFT
-    for e in range(len(ex_after)):
+    for e in range(len(ex_after)):  # noqa: SIM110 - a loop compiles; a generator in any() does not
         if (ex >> e) & 1 and ex_after[e] <= level < ex_before[e]:
             return True
     return False
@@ -219,7 +219,7 @@ def _walk_entities(ts, eff, code, lo, hi, n, p, state, path, pcode, best_t, best
         steps = m & STEP_BITS
         updated = 0
         for k in range(n - 1, 0, -1):
-            if (steps >> k) & 1 and valid[k - 1]:
+            if (steps >> k) & 1 and valid[k - 1]:  # noqa: SIM102 - the window test reads first[k - 1]
                 if t - first[k - 1] <= window and _gap_ok(k, t, last[k - 1], within, gap):
                     for j in range(k):  # the same attempt, held at lower levels, has now reached k + 1 steps
                         if valid[j] and first[j] == first[k - 1]:

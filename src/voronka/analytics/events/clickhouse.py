@@ -70,7 +70,8 @@ class _Runner:
                 import clickhouse_connect
             except ImportError as exc:  # pragma: no cover - depends on the install
                 raise FunnelQueryError(
-                    "engine.missing", "The ClickHouse engine needs clickhouse-connect: pip install 'voronka[clickhouse]'."
+                    "engine.missing",
+                    "The ClickHouse engine needs clickhouse-connect: pip install 'voronka[clickhouse]'.",
                 ) from exc
             self.client = clickhouse_connect.get_client(dsn=url)
 
@@ -152,17 +153,19 @@ def _fold(q: FunnelQuery) -> str:
     hit = " OR ".join(hits) or "0"
     v1 = f"arrayMap((u, v) -> toUInt8(if(u = 1, 1, if({strict} = 1, 0, v))), {upd}, a.1)"
     # reach: steps reached by the attempt held at each level (an exclusion spares attempts past its range)
-    spread = f"arrayMax(arrayMap((k, u) -> if(u = 1 AND k - 1 >= j AND a.1[j] = 1 AND a.2[j] = a.2[k - 1], k, 0), {rng}, {upd}))"
+    same = "u = 1 AND k - 1 >= j AND a.1[j] = 1 AND a.2[j] = a.2[k - 1]"
+    spread = f"arrayMax(arrayMap((k, u) -> if({same}, k, 0), {rng}, {upd}))"
     reach = f"arrayMap((j, u, r) -> toUInt8(if(u = 1, j, greatest(r, {spread}))), {rng}, {upd}, a.10)"
     v2 = f"arrayMap((v, r) -> toUInt8(v = 1 AND NOT ({hit})), {v1}, {reach})"
     remove = 1 if q.exclusion_policy == "remove" else 0
     removed = f"toUInt8(a.9 = 1 OR ({remove} = 1 AND arrayExists((v, r) -> v = 1 AND ({hit}), {v1}, {reach})))"
     first = f"arrayMap((k, u, f) -> if(u = 1, if(k = 1, {t}, a.2[k - 1]), f), {rng}, {upd}, a.2)"
     last = f"arrayMap((u, l) -> if(u = 1, {t}, l), {upd}, a.3)"
-    path = f"arrayMap((k, u, p) -> if(u = 1, arrayPushBack(arraySlice(a.4[k - 1], 1, k - 1), {t}), p), {rng}, {upd}, a.4)"
+    path = (
+        f"arrayMap((k, u, p) -> if(u = 1, arrayPushBack(arraySlice(a.4[k - 1], 1, k - 1), {t}), p), {rng}, {upd}, a.4)"
+    )
     pcode = (
-        f"arrayMap((k, u, p) -> if(u = 1, arrayPushBack(arraySlice(a.5[k - 1], 1, k - 1), {c}), p), "
-        f"{rng}, {upd}, a.5)"
+        f"arrayMap((k, u, p) -> if(u = 1, arrayPushBack(arraySlice(a.5[k - 1], 1, k - 1), {c}), p), {rng}, {upd}, a.5)"
     )
     nb = f"toUInt8(arrayMax(arrayMap((k, u) -> if(u = 1, k, 0), {rng}, {upd})))"
     best_t = f"if({nb} > a.6, arrayPushBack(arraySlice(a.4[{nb} - 1], 1, {nb} - 1), {t}), a.7)"
@@ -214,16 +217,13 @@ def funnel_sql(q: FunnelQuery, source: EventSource, rel: str, types: dict[str, s
 def window_funnel_sql(q: FunnelQuery, source: EventSource, rel: str, types: dict[str, str]) -> str:
     """Entities per level with ClickHouse's ``windowFunnel`` (only valid when :func:`window_funnel_equal`)."""
     tt = time_us_sql(D, source.time, types[source.time])
-    conds = ", ".join(
-        f"{D.ident(source.event)} = {_lit(s.event, types[source.event])}" for s in q.step_list
-    )
+    conds = ", ".join(f"{D.ident(source.event)} = {_lit(s.event, types[source.event])}" for s in q.step_list)
     start = []
     if q.start is not None or q.end is not None:
         raise FunnelQueryError("engine.unsupported", "windowFunnel has no date-range rule; use funnel_sql.")
     return (
         f"SELECT level, count() FROM (SELECT windowFunnel({q.window_us})(toUInt64({tt} - {_T0}), {conds}) AS level "
-        f"FROM {rel} GROUP BY {D.ident(source.entity)}) WHERE level > 0 GROUP BY level ORDER BY level"
-        + "".join(start)
+        f"FROM {rel} GROUP BY {D.ident(source.entity)}) WHERE level > 0 GROUP BY level ORDER BY level" + "".join(start)
     )
 
 

@@ -68,7 +68,8 @@ def _load_rows(
         key = f"CAST({d.ident(source.entity)} AS BIGINT)"
     else:
         con.execute(
-            f"CREATE TEMP TABLE voronka_ents AS SELECT voronka_ev, CAST(row_number() OVER (ORDER BY voronka_ev) - 1 AS BIGINT) AS voronka_k "
+            "CREATE TEMP TABLE voronka_ents AS SELECT voronka_ev, "
+            "CAST(row_number() OVER (ORDER BY voronka_ev) - 1 AS BIGINT) AS voronka_k "
             f"FROM (SELECT DISTINCT CAST({d.ident(source.entity)} AS VARCHAR) AS voronka_ev FROM {rel} "
             f"WHERE {d.ident(source.entity)} IS NOT NULL)"
         )
@@ -137,10 +138,16 @@ def _codes(
             labels = np.array([str(v) for v in range(int(lo), int(hi) + 1)], dtype=object)
             return f"COALESCE(CAST({c} AS BIGINT) - {int(lo)}, -1)", labels, ""
     con.execute(
-        f"CREATE TEMP TABLE voronka_vals AS SELECT voronka_v, CAST(row_number() OVER (ORDER BY voronka_v) - 1 AS INTEGER) "
+        "CREATE TEMP TABLE voronka_vals AS SELECT voronka_v, "
+        "CAST(row_number() OVER (ORDER BY voronka_v) - 1 AS INTEGER) "
         f"AS voronka_code FROM (SELECT DISTINCT {c} AS voronka_v FROM {rel} WHERE {c} IS NOT NULL)"
     )
-    labels = np.array([str(v) for v in con.execute("SELECT voronka_v FROM voronka_vals ORDER BY voronka_code").fetchnumpy()["voronka_v"]])
+    labels = np.array(
+        [
+            str(v)
+            for v in con.execute("SELECT voronka_v FROM voronka_vals ORDER BY voronka_code").fetchnumpy()["voronka_v"]
+        ]
+    )
     join = f" LEFT JOIN voronka_vals ON base.{c} = voronka_vals.voronka_v"
     return "COALESCE(voronka_vals.voronka_code, -1)", labels.astype(object), join
 
@@ -182,7 +189,9 @@ def compute_units(
     first_only = sum(1 << k for k, s in enumerate(q.step_list) if s.first_time)
     attribution = {"first_touch": K.FIRST, "last_touch": K.LAST, "step": K.AT_STEP}[q.attribution]
     attr_step = (q.attribution_step or 1) - 1
-    _kernel.walk(ent, ts, mask, code, starts, offs, n, kernel_params(q), first_only, attempts, attribution, attr_step, out)
+    _kernel.walk(
+        ent, ts, mask, code, starts, offs, n, kernel_params(q), first_only, attempts, attribution, attr_step, out
+    )
     return Units(*out)
 
 

@@ -225,14 +225,18 @@ def _rule_exclusions(q: FunnelQuery) -> None:
 
 def _rule_range(q: FunnelQuery) -> None:
     if q.start is not None and q.end is not None and q.start >= q.end:
-        _fail("range.empty", f"The date range is empty: from {q.start} is not before to {q.end}; the range is [from, to).")
+        _fail(
+            "range.empty", f"The date range is empty: from {q.start} is not before to {q.end}; the range is [from, to)."
+        )
     if q.after_range not in ("allow", "clip"):
         _fail("range.after", f"after_range {q.after_range!r} is unknown: use allow or clip.")
 
 
 def _rule_breakdown(q: FunnelQuery) -> None:
     if q.attribution not in ("first_touch", "last_touch", "step"):
-        _fail("breakdown.attribution", f"Attribution {q.attribution!r} is unknown: use first_touch, last_touch or step.")
+        _fail(
+            "breakdown.attribution", f"Attribution {q.attribution!r} is unknown: use first_touch, last_touch or step."
+        )
     if q.attribution == "step":
         if q.attribution_step is None or not 1 <= q.attribution_step <= len(q.step_list):
             _fail("breakdown.step", f"Attribution 'step' needs attribution_step in 1..{len(q.step_list)}.")

@@ -192,7 +192,10 @@ def _q(x: NDArray[np.float64], q: float) -> float | None:
 
 def definition_text(q: FunnelQuery) -> str:
     secs = int(q.window_td.total_seconds())
-    w = next((f"{secs // u}{n}" for u, n in ((604_800, "w"), (86_400, "d"), (3600, "h"), (60, "m")) if secs % u == 0), f"{secs}s")
+    w = next(
+        (f"{secs // u}{n}" for u, n in ((604_800, "w"), (86_400, "d"), (3600, "h"), (60, "m")) if secs % u == 0),
+        f"{secs}s",
+    )
     mode = {
         "ordered": "steps in order, other events in between allowed",
         "strict": "steps in order, no other tracked event in between",
@@ -213,9 +216,7 @@ def definition_text(q: FunnelQuery) -> str:
     return text + f" Intervals: Wilson {q.confidence:.0%}."
 
 
-def build_result(
-    q: FunnelQuery, units: Units, labels: NDArray[Any] | None, engine: str
-) -> FunnelResult:
+def build_result(q: FunnelQuery, units: Units, labels: NDArray[Any] | None, engine: str) -> FunnelResult:
     """Aggregate units into a :class:`FunnelResult`."""
     keep = units.level != 0
     units = Units(units.entity[keep], units.level[keep], units.code[keep], units.times[keep])

@@ -110,7 +110,8 @@ def time_us_sql(d: Dialect, col: str, sql_type: str) -> str:
         return f"(toInt64(toUnixTimestamp({c})) * 1000000)"
     if is_numeric(t):
         return _scaled(f"toFloat64({c})" if "Int" not in t else f"toInt64({c})", d)
-    iso = f"toUnixTimestamp64Micro(parseDateTime64BestEffortOrNull(replaceRegexpOne(trim(toString({c})), ' ?UTC$', 'Z'), 6, 'UTC'))"
+    text = f"replaceRegexpOne(trim(toString({c})), ' ?UTC$', 'Z')"
+    iso = f"toUnixTimestamp64Micro(parseDateTime64BestEffortOrNull({text}, 6, 'UTC'))"
     return f"coalesce({_scaled(f'toFloat64OrNull(toString({c}))', d)}, {iso})"
 
 
