@@ -194,3 +194,9 @@ def test_entities_without_a_step1_are_not_counted() -> None:
 def test_empty_log() -> None:
     r = funnel({}, VCB)
     assert [s.entities for s in r.steps] == [0, 0, 0] and r.steps[1].conversion is None
+
+
+def test_strict_tracked_keeps_rows_of_predicate_steps() -> None:
+    j = {1: [(0, "view", {"price": 500}), (10, "scroll", {"price": 0}), (20, "cart", {"price": 0})]}
+    steps = (Step(where=(Where("price", ">=", 100),), name="expensive"), "cart")
+    assert counts(j, steps, mode="strict", tracked=("search",)) == [1, 1]

@@ -16,7 +16,7 @@ app = typer.Typer(help="Funnels over event logs (visits, views, requests).", no_
 @guard
 def funnel(
     source: str = typer.Argument(..., help="A .parquet / .csv file, DB.duckdb:TABLE, 'workspace', or a server table."),
-    steps: str = typer.Option(..., "--steps", help="Event names in order, comma-separated: view,cart,purchase."),
+    steps: str = typer.Option(..., "--steps", help="Events in order: view,cart,purchase; a CRM stage: stage:P:S."),
     entity: str = typer.Option(None, "--entity", help="Entity column (user, session, lead id); default 'entity'."),
     time: str = typer.Option(None, "--time", help="Time column: ISO 8601, '… UTC', epoch s or ms; default 'time'."),
     event: str = typer.Option(None, "--event", help="Event-name column; default 'event'."),
@@ -32,11 +32,12 @@ def funnel(
     after_range: str = typer.Option("allow", "--after-range", help="Later steps after --to: allow or clip."),
     engine: str = typer.Option("inprocess", "--engine", help="inprocess (default) or clickhouse."),
     clickhouse_url: str = typer.Option(None, "--clickhouse-url", help="ClickHouse server, e.g. http://host:8123."),
+    crm_key: str = typer.Option(None, "--crm-key", help="Event property with the deal's external id (stage: steps)."),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """An ordered event funnel: entities per step, conversion with 95% intervals, time between steps."""
     result = run_event_funnel(
-        event_source(source, entity, time, event, workspace),
+        event_source(source, entity, time, event, workspace, crm=crm_key is not None),
         steps=steps.split(","),
         window=window,
         start=from_,
@@ -50,6 +51,7 @@ def funnel(
         exclusions=tuple(exclude or ()),
         exclusion_policy=exclusion_policy,
         after_range=after_range,
+        crm_key=crm_key,
     )
     if fmt is Format.json:
         return print_json(result.to_dict())

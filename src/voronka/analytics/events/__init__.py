@@ -9,6 +9,7 @@ from voronka.analytics.events.query import Exclusion, FunnelQuery, FunnelQueryEr
 from voronka.analytics.events.result import BreakdownGroup, FunnelResult, StepStats
 from voronka.analytics.events.run import run_funnel
 from voronka.analytics.events.source import EventSource
+from voronka.analytics.events.stages import StageStep
 
 __all__ = [
     "BreakdownGroup",
@@ -17,6 +18,7 @@ __all__ = [
     "FunnelQuery",
     "FunnelQueryError",
     "FunnelResult",
+    "StageStep",
     "Step",
     "StepStats",
     "Where",

@@ -42,6 +42,8 @@ def unsupported(q: FunnelQuery) -> list[str]:
         out.append("counting attempts")
     if any(s.first_time for s in q.step_list):
         out.append("first-time-only steps")
+    if q.stage_steps:
+        out.append("CRM stage steps")
     return out
 
 

@@ -14,8 +14,9 @@ from numpy.typing import NDArray
 from voronka.analytics.events import _bits as K
 from voronka.analytics.events.query import FunnelQuery, FunnelQueryError, _us
 from voronka.analytics.events.result import FunnelResult, Units, build_result
-from voronka.analytics.events.source import EventSource, check_columns, column_types, relation_sql
+from voronka.analytics.events.source import EventSource, _is_store, check_columns, column_types, relation_sql
 from voronka.analytics.events.sql import DUCKDB, is_int, is_numeric, mask_sql, prune_sql, time_us_sql
+from voronka.analytics.events.stages import crm_union_sql
 
 _SMALL_INT_RANGE = 1 << 16
 _PACK_BITS = 10
@@ -79,7 +80,14 @@ def _load_rows(
         key = "voronka_ents.voronka_k"
     code, labels, join = _codes(con, rel, q, types)
     joins += join
-    base = f"(SELECT *, {t} AS voronka_t FROM {rel}) AS base{joins}"
+    inner = f"(SELECT *, {t} AS voronka_t FROM {rel})"
+    not_stage = ""
+    if q.stage_steps:
+        if source.crm is None and not _is_store(source.data):
+            raise FunnelQueryError("stages.workspace", "CRM stage steps need a workspace: pass EventSource(crm=ws).")
+        inner = crm_union_sql(con, source, q, inner, d.ident)
+        not_stage = " AND NOT voronka_stage"
+    base = f"{inner} AS base{joins}"
     tt = "voronka_t"
     mask = mask_sql(d, q, source.event, types, tt)
     where = f"{key} IS NOT NULL AND {tt} IS NOT NULL AND " + prune_sql(d, q, source.event, types, tt)
@@ -93,13 +101,13 @@ def _load_rows(
         sql += (
             f" UNION ALL SELECT e, (k >> {_PACK_BITS}) AS t, {K.FIRST_TOUCH} AS m, "
             f"CAST((k & {_PACK - 1}) - 1 AS INTEGER) AS c FROM (SELECT {key} AS e, min({packed}) AS k "
-            f"FROM {base} WHERE {key} IS NOT NULL AND {tt} IS NOT NULL GROUP BY 1)"
+            f"FROM {base} WHERE {key} IS NOT NULL AND {tt} IS NOT NULL{not_stage} GROUP BY 1)"
         )
     elif q.by is not None and q.attribution == "first_touch":
         sql += (
             f" UNION ALL SELECT {key} AS e, min({tt}) AS t, {K.FIRST_TOUCH} AS m, "
             f"CAST(arg_min({code}, ({tt}, {code})) AS INTEGER) AS c FROM {base} "
-            f"WHERE {key} IS NOT NULL AND {tt} IS NOT NULL GROUP BY 1"
+            f"WHERE {key} IS NOT NULL AND {tt} IS NOT NULL{not_stage} GROUP BY 1"
         )
     got = con.execute(sql).fetchnumpy()
     rows = tuple(np.ascontiguousarray(np.asarray(got[k]), dtype=dt) for k, dt in zip("etmc", _DTYPES, strict=True))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from voronka.analytics.events.stages import StageStep
 from voronka.errors import InputError
 
 Mode = Literal["ordered", "strict", "any"]
@@ -108,7 +109,7 @@ class FunnelQuery:
     (['view', 'cart', 'purchase'], datetime.timedelta(days=1))
     """
 
-    steps: tuple[Step | str, ...]
+    steps: tuple[Step | StageStep | str, ...]
     window: timedelta | str | int = "7d"
     mode: Mode = "ordered"
     count: Count = "entities"
@@ -122,12 +123,13 @@ class FunnelQuery:
     attribution_step: int | None = None
     confidence: float = 0.95
     tracked: tuple[str, ...] | None = None  # strict mode: events that break an attempt; None = every event
+    crm_key: str | None = None  # the event property holding a deal's external id (or id), for stage steps
     step_list: tuple[Step, ...] = field(init=False, repr=False)
     exclusion_list: tuple[Exclusion, ...] = field(init=False, repr=False)
     window_td: timedelta = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        steps = tuple(s if isinstance(s, Step) else Step(event=str(s)) for s in self.steps)
+        steps = tuple(_as_step(s) for s in self.steps)
         excl = tuple(e if isinstance(e, Exclusion) else Exclusion(Step(event=str(e))) for e in self.exclusions)
         for name in ("start", "end"):  # a naive bound is UTC
             value = getattr(self, name)
@@ -139,6 +141,10 @@ class FunnelQuery:
         self.validate()
 
     @property
+    def stage_steps(self) -> list[StageStep]:
+        return [s for s in self.steps if isinstance(s, StageStep)]
+
+    @property
     def window_us(self) -> int:
         return _us(self.window_td)
 
@@ -146,6 +152,14 @@ class FunnelQuery:
         """Check every rule; raise :class:`FunnelQueryError` with the first broken rule's code."""
         for rule in _RULES:
             rule(self)
+
+
+def _as_step(s: Step | StageStep | str) -> Step:
+    if isinstance(s, Step):
+        return s
+    if isinstance(s, StageStep):
+        return Step(event=s.event, name=s.label)
+    return Step(event=str(s))
 
 
 def to_micros(dt: datetime) -> int:
@@ -250,4 +264,13 @@ def _rule_breakdown(q: FunnelQuery) -> None:
         _fail("confidence.range", f"Confidence {q.confidence!r} must be between 0 and 1, e.g. 0.95.")
 
 
-_RULES = (_rule_steps, _rule_window, _rule_mode, _rule_exclusions, _rule_range, _rule_breakdown)
+def _rule_stages(q: FunnelQuery) -> None:
+    if q.stage_steps and not q.crm_key:
+        _fail("stages.key", "CRM stage steps need crm_key: the event property that holds the deal's external id.")
+    if q.crm_key and not q.stage_steps:
+        _fail("stages.unused_key", "crm_key is set but no step is a CRM stage (StageStep); drop crm_key.")
+    if q.stage_steps and q.mode == "strict":
+        _fail("stages.strict", "Strict mode cannot mix CRM stages with events (they are not one stream); use ordered.")
+
+
+_RULES = (_rule_stages, _rule_steps, _rule_window, _rule_mode, _rule_exclusions, _rule_range, _rule_breakdown)

@@ -33,6 +33,7 @@ class EventSource:
     entity: str = "entity"
     time: str = "time"
     event: str = "event"
+    crm: Any = None  # the workspace whose deals feed CRM stage steps (default: ``data`` when it is a workspace)
 
     @property
     def label(self) -> str:
@@ -115,6 +116,8 @@ def check_columns(types: dict[str, str], source: EventSource, q: FunnelQuery) ->
     needed = {"--entity": source.entity, "--time": source.time, "--event": source.event}
     if q.by:
         needed["--by"] = q.by
+    if q.crm_key:
+        needed["crm_key"] = q.crm_key
     for i, s in enumerate([*q.step_list, *(e.step for e in q.exclusion_list)], 1):
         for w in s.where:
             needed[f"step {i} predicate"] = w.column

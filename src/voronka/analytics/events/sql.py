@@ -161,7 +161,8 @@ def prune_sql(d: Dialect, q: FunnelQuery, event: str, types: dict[str, str], t: 
             num = is_numeric(types.get(event, ""))
             names = [*q.tracked, *(s.event for s in q.step_list if s.event), *(e.step.event for e in q.exclusion_list)]
             vals = ", ".join(dict.fromkeys(literal(v, num) for v in names if v is not None))
-            parts.append(f"{d.ident(event)} IN ({vals})")
+            steps = [step_sql(d, s, event, types) for s in (*q.step_list, *(e.step for e in q.exclusion_list))]
+            parts.append("(" + " OR ".join([f"{d.ident(event)} IN ({vals})", *steps]) + ")")
     else:
         conds = [step_sql(d, s, event, types) for s in q.step_list]
         conds += [step_sql(d, e.step, event, types) for e in q.exclusion_list]
