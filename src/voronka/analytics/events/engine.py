@@ -47,8 +47,8 @@ def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = 
     reader.join()
     if "error" in box:
         raise box["error"]
-    rows, entity_labels, labels = box["rows"]
-    units = compute_units(q, *rows)
+    rows, entity_labels, labels = box.pop("rows")
+    units = compute_units(q, rows)
     if entity_labels is not None:
         units.entity = entity_labels[units.entity]
     return build_result(q, units, labels, "inprocess")
@@ -56,7 +56,7 @@ def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = 
 
 def _load_rows(
     con: duckdb.DuckDBPyConnection, source: EventSource, q: FunnelQuery
-) -> tuple[tuple[NDArray[Any], ...], NDArray[Any] | None, NDArray[Any] | None]:
+) -> tuple[list[NDArray[Any]], NDArray[Any] | None, NDArray[Any] | None]:
     rel = relation_sql(con, source)
     types = column_types(con, rel)
     check_columns(types, source, q)
@@ -110,7 +110,7 @@ def _load_rows(
             f"WHERE {key} IS NOT NULL AND {tt} IS NOT NULL{not_stage} GROUP BY 1"
         )
     got = con.execute(sql).fetchnumpy()
-    rows = tuple(np.ascontiguousarray(np.asarray(got[k]), dtype=dt) for k, dt in zip("etmc", _DTYPES, strict=True))
+    rows = [np.ascontiguousarray(np.asarray(got.pop(k)), dtype=dt) for k, dt in zip("etmc", _DTYPES, strict=True)]
     return rows, entity_labels, labels
 
 
@@ -172,15 +172,18 @@ def kernel_params(q: FunnelQuery) -> tuple[Any, ...]:
 
 def _warm_up(q: FunnelQuery) -> None:
     one = np.zeros(1, np.int64)
-    compute_units(q, one, one, np.zeros(1, np.int32), np.zeros(1, np.int32))
+    compute_units(q, [one, one, np.zeros(1, np.int32), np.zeros(1, np.int32)])
 
 
-def compute_units(
-    q: FunnelQuery, ent: NDArray[np.int64], ts: NDArray[np.int64], mask: NDArray[np.int32], code: NDArray[np.int32]
-) -> Units:
-    """Run the compiled pass over rows (entity key, time µs, mask, breakdown code) and return the units."""
+def compute_units(q: FunnelQuery, rows: list[NDArray[Any]]) -> Units:
+    """Run the compiled pass over rows [entity key, time µs, mask, breakdown code] and return the units.
+
+    The list is emptied: the input arrays are freed as soon as their partitioned copies exist (peak memory).
+    """
     from voronka.analytics.events import _kernel
 
+    ent, ts, mask, code = rows
+    rows.clear()
     n = len(q.step_list)
     bits = int(np.clip(np.ceil(np.log2(max(len(ent), 1) / 32_768)), 0, 12))
     ent, ts, mask, code, starts = _kernel.partition(ent, ts, mask, code, bits)
