@@ -155,7 +155,7 @@ def test_times_from_previous_and_from_start() -> None:
     assert s[1].median_seconds_from_previous == 90 and s[1].p90_seconds_from_previous == pytest.approx(114)
     assert s[2].median_seconds_from_previous == 100 and s[2].median_seconds_from_start == 190
     assert s[0].median_seconds_from_previous is None
-    assert sum(s[1].histogram_from_previous) == 2
+    assert sum(s[1].histogram_from_previous) == 2 and s[2].histogram_from_start == [0, 2, 0, 0, 0, 0, 0, 0, 0, 0]
 
 
 def test_times_are_those_of_the_attempt_that_first_reached_the_furthest_step() -> None:

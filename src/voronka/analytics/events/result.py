@@ -42,6 +42,7 @@ class StepStats:
     median_seconds_from_start: float | None
     p90_seconds_from_start: float | None
     histogram_from_previous: list[int] = field(default_factory=list)
+    histogram_from_start: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +142,7 @@ class FunnelResult:
 def _flat(s: StepStats) -> dict[str, Any]:
     d = asdict(s)
     d.pop("histogram_from_previous")
+    d.pop("histogram_from_start")
     return d
 
 
@@ -173,6 +175,7 @@ def step_stats(names: list[str], level: NDArray[np.int8], times: NDArray[np.int6
                 median_seconds_from_start=_q(from_start, 0.5),
                 p90_seconds_from_start=_q(from_start, 0.9),
                 histogram_from_previous=np.histogram(from_prev, bins=HIST_EDGES_S)[0].tolist() if k else [],
+                histogram_from_start=np.histogram(from_start, bins=HIST_EDGES_S)[0].tolist() if k else [],
             )
         )
     return out
