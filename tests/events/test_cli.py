@@ -82,3 +82,11 @@ def test_errors(cli: Run, tmp_path: Path) -> None:
     assert "[mode.unknown]" in r.output
     r = cli("events", "funnel", path, "--steps", "view", "--clickhouse-url", "http://x:8123", code=1)
     assert "[engine.url]" in r.output
+
+
+def test_clickhouse_server_unreachable(cli: Run) -> None:
+    args = ["events", "funnel", "default.events", "--steps", "view", "--engine", "clickhouse"]
+    r = cli(*args, "--clickhouse-url", "http://127.0.0.1:1", code=1)
+    assert (
+        r.output.startswith("Error: Cannot reach ClickHouse at 'http://127.0.0.1:1'") and "[engine.connect]" in r.output
+    )

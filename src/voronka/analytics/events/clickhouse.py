@@ -75,14 +75,26 @@ class _Runner:
                     "engine.missing",
                     "The ClickHouse engine needs clickhouse-connect: pip install 'voronka[clickhouse]'.",
                 ) from exc
-            self.client = clickhouse_connect.get_client(dsn=url)
+            try:
+                self.client = clickhouse_connect.get_client(dsn=url)
+            except Exception as exc:  # the driver's errors have no common base worth naming
+                raise FunnelQueryError(
+                    "engine.connect", f"Cannot reach ClickHouse at {url!r}: {exc}. Check --clickhouse-url."
+                ) from exc
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        if self.client is not None:
-            return [tuple(r) for r in self.client.query(sql).result_rows]
         return [tuple(r.values()) for r in self.arrow(sql).to_pylist()]
 
     def arrow(self, sql: str) -> Any:
+        try:
+            return self._arrow(sql)
+        except FunnelQueryError:
+            raise
+        except Exception as exc:  # chDB raises RuntimeError, clickhouse-connect its own errors
+            where = self.url or "chDB"
+            raise FunnelQueryError("engine.clickhouse", f"ClickHouse ({where}) refused the query: {exc}") from exc
+
+    def _arrow(self, sql: str) -> Any:
         if self.client is not None:
             return self.client.query_arrow(sql)
         try:
