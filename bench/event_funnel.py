@@ -10,6 +10,11 @@ The first run writes a deterministic Parquet log under ``bench/data/`` (git-igno
 funnel (events 0..4) among 20 event types, 8 channels, heavy-tailed events per entity (Pareto, 1 to 20,000),
 sparse 64-bit entity ids, int64 epoch seconds, rows shuffled, ties in time (5% of gaps are 0) and duplicated rows.
 
+Peers are written in their fastest form found here: chDB as one GROUP BY with ``windowFunnelIf`` and the first-touch
+channel as a packed ``min(ts * 1024 + channel + 1)`` (2-4x faster than ``argMin(channel, (ts, channel))`` or a join
+of two aggregates); DuckDB as one ASOF join per step plus the same packed ``min``; Polars lazily, sorted, with a
+forward-filled running state per entity.
+
 The task, for every engine: the ordered 5-step funnel, 7-day window, latest-entry rule (ClickHouse ``windowFunnel``
 default), entities per step overall and per the entity's first-touch channel (the channel of its earliest row,
 ties to the smallest channel). Each engine runs in a fresh process (``--engine NAME --file F``) that reads the
@@ -145,8 +150,8 @@ def run_chdb(path: str) -> Counts:
     conds = ", ".join(f"event = {k}" for k in range(STEPS))
     sql = f"""
         SELECT lvl, ch, count() FROM (
-            SELECT entity, windowFunnel({WINDOW_S})(toUInt64(ts), {conds}) AS lvl,
-                   argMin(channel, (ts, channel)) AS ch
+            SELECT entity, windowFunnelIf({WINDOW_S})(toUInt64(ts), {conds}, event < {STEPS}) AS lvl,
+                   toInt8(min(ts * 1024 + channel + 1) % 1024 - 1) AS ch
             FROM file('{path}', Parquet) GROUP BY entity)
         WHERE lvl > 0 GROUP BY lvl, ch FORMAT CSV"""
     text = chdb.query(sql).bytes().decode()
@@ -168,7 +173,8 @@ def run_duckdb(path: str) -> Counts:
     levels = " UNION ALL ".join(f"SELECT DISTINCT entity, {k + 1} AS lvl FROM s{k}" for k in range(STEPS))
     sql = (
         "WITH " + ", ".join(parts) + f", lv AS (SELECT entity, max(lvl) AS lvl FROM ({levels}) GROUP BY entity), "
-        f"ft AS (SELECT entity, arg_min(channel, (ts, channel)) AS ch FROM {src} GROUP BY entity) "
+        "ft AS (SELECT entity, CAST(min(ts * 1024 + channel + 1) % 1024 - 1 AS TINYINT) AS ch "
+        f"FROM {src} GROUP BY entity) "
         "SELECT lvl, ch, count(*) FROM lv JOIN ft USING (entity) GROUP BY lvl, ch"
     )
     return _from_levels(con.execute(sql).fetchall())
