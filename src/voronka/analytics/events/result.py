@@ -159,6 +159,7 @@ def step_stats(names: list[str], level: NDArray[np.int8], times: NDArray[np.int6
         from_prev = (times[sel, k] - times[sel, k - 1]) / 1e6 if k else np.zeros(0)
         from_start = (times[sel, k] - times[sel, 0]) / 1e6 if k else np.zeros(0)
         first = reached[0] > 0
+        prev_q, start_q = _q2(from_prev), _q2(from_start)
         out.append(
             StepStats(
                 name=names[k],
@@ -170,10 +171,10 @@ def step_stats(names: list[str], level: NDArray[np.int8], times: NDArray[np.int6
                 from_start_ci_low=_f(lo_s[k]) if first else None,
                 from_start_ci_high=_f(hi_s[k]) if first else None,
                 dropped=int(reached[k] - reached[k + 1]) if k + 1 < n else 0,
-                median_seconds_from_previous=_q(from_prev, 0.5),
-                p90_seconds_from_previous=_q(from_prev, 0.9),
-                median_seconds_from_start=_q(from_start, 0.5),
-                p90_seconds_from_start=_q(from_start, 0.9),
+                median_seconds_from_previous=prev_q[0],
+                p90_seconds_from_previous=prev_q[1],
+                median_seconds_from_start=start_q[0],
+                p90_seconds_from_start=start_q[1],
                 histogram_from_previous=np.histogram(from_prev, bins=HIST_EDGES_S)[0].tolist() if k else [],
                 histogram_from_start=np.histogram(from_start, bins=HIST_EDGES_S)[0].tolist() if k else [],
             )
@@ -189,8 +190,12 @@ def _f(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
-def _q(x: NDArray[np.float64], q: float) -> float | None:
-    return float(np.quantile(x, q)) if len(x) else None
+def _q2(x: NDArray[np.float64]) -> tuple[float | None, float | None]:
+    """Median and p90 (linear interpolation), from one partial sort."""
+    if not len(x):
+        return None, None
+    median, p90 = np.quantile(x, [0.5, 0.9])
+    return float(median), float(p90)
 
 
 def definition_text(q: FunnelQuery) -> str:
