@@ -35,3 +35,7 @@ bench: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm .pytest_cache
+
+.PHONY: bench-events
+bench-events: $(VENV)/.installed-dev
+	$(BIN)/python bench/event_funnel.py --sizes 10M,100M

@@ -1,23 +1,29 @@
-"""Reports computed from the move log: stage funnels, stuck deals."""
+"""Reports computed from the move log (stage funnels, stuck deals) and from event logs (``analytics.events``)."""
 
-from voronka.analytics.stage_funnel import (
-    FunnelGroup,
-    FunnelTotals,
-    StageFunnelQuery,
-    StageFunnelResult,
-    StageRow,
-    run_stage_funnel,
-)
-from voronka.analytics.stuck import StuckDeal, StuckResult, find_stuck
+from __future__ import annotations
 
-__all__ = [
-    "FunnelGroup",
-    "FunnelTotals",
-    "StageFunnelQuery",
-    "StageFunnelResult",
-    "StageRow",
-    "StuckDeal",
-    "StuckResult",
-    "find_stuck",
-    "run_stage_funnel",
-]
+from typing import Any
+
+_EXPORTS = {
+    "FunnelGroup": "stage_funnel",
+    "FunnelTotals": "stage_funnel",
+    "StageFunnelQuery": "stage_funnel",
+    "StageFunnelResult": "stage_funnel",
+    "StageRow": "stage_funnel",
+    "run_stage_funnel": "stage_funnel",
+    "StuckDeal": "stuck",
+    "StuckResult": "stuck",
+    "find_stuck": "stuck",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so that `voronka.analytics.events` does not load the workspace store.
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"voronka.analytics.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'voronka.analytics' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)
