@@ -70,15 +70,18 @@ def fit_beta_prior(successes: ArrayLike, trials: ArrayLike) -> BetaPrior:
         m, c = expit(x[0]), np.exp(x[1])
         return -beta_binomial_loglik(k, n, m * c, (1 - m) * c)
 
-    bounds = [(-20.0, 20.0), (np.log(1e-3), np.log(MAX_CONCENTRATION))]
-    starts = [np.array([logit(pooled), np.log(c)]) for c in (2.0, 50.0, 2000.0)]
-    best = min(
-        (
-            optimize.minimize(neg, s, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-10})
-            for s in starts
-        ),
-        key=lambda r: r.fun,
-    )
+    # Start from the best point of a coarse grid of concentrations (the likelihood can be flat in it), then polish
+    # with Nelder-Mead in (logit mean, log concentration); the concentration is capped at MAX_CONCENTRATION.
+    lo, hi = np.log(1e-3), np.log(MAX_CONCENTRATION)
+    grid = np.linspace(lo, hi, 40)
+    x0 = min((np.array([logit(pooled), g]) for g in grid), key=neg)
+
+    def capped(x: NDArray[np.float64]) -> float:
+        return neg(np.array([np.clip(x[0], -20, 20), np.clip(x[1], lo, hi)]))
+
+    opts = {"xatol": 1e-7, "fatol": 1e-10, "maxiter": 800}
+    best = optimize.minimize(capped, x0, method="Nelder-Mead", options=opts)
+    best.x = np.array([np.clip(best.x[0], -20, 20), np.clip(best.x[1], lo, hi)])
     m, c = float(expit(best.x[0])), float(np.exp(best.x[1]))
     return BetaPrior(m * c, (1 - m) * c)
 

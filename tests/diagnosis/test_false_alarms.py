@@ -1,0 +1,34 @@
+"""On data with no effect planted, flags stay at their nominal rate; planted effects are found."""
+
+from __future__ import annotations
+
+from tests.diagnosis.conftest import synthetic
+from voronka.analytics.diagnosis.bottleneck import find_bottleneck
+from voronka.analytics.diagnosis.managers import managers_report
+
+SEEDS = range(40)
+
+
+def test_no_bottleneck_named_when_no_stage_is_worse() -> None:
+    named = sum(find_bottleneck(synthetic(seed)).bottleneck is not None for seed in SEEDS)
+    # Certainty 95%: at most 5% of the runs may name a stage; allow the binomial noise of 40 runs.
+    assert named <= 5, named
+
+
+def test_no_manager_flagged_when_managers_are_alike() -> None:
+    runs = [managers_report(synthetic(seed)) for seed in SEEDS]
+    any_flag = sum(bool(r.flagged) for r in runs)
+    any_slow = sum(bool(r.slow) for r in runs)
+    # FDR 5% over the family: a dataset with any false flag should be rarer than 5% (plus noise of 40 runs).
+    assert any_flag <= 4, any_flag
+    assert any_slow <= 4, any_slow
+
+
+def test_planted_bottleneck_and_manager_are_found() -> None:
+    found = 0
+    for seed in range(10):
+        t = synthetic(seed, rates=(0.8, 0.8, 0.4, 0.8), owner_effect={2: (0, 0.55)})
+        b = find_bottleneck(t)
+        m = managers_report(t)
+        found += b.bottleneck == "S2" and [(r.manager, r.stage) for r in m.flagged] == [("M2", "S0")]
+    assert found >= 9
