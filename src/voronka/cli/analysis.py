@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from voronka.analytics.diagnosis.abtest import ABTestResult
+from voronka.analytics.diagnosis.compare import CompareResult
 from voronka.analytics.diagnosis.diagnose import DiagnosisResult
 from voronka.analytics.diagnosis.managers import ManagersResult
 from voronka.cli._common import FORMAT_OPTION, Format, ci, guard, out, pct, print_csv, print_json, workspace
@@ -17,6 +19,8 @@ LANG_OPTION = typer.Option("ru", "--lang", help="Language of findings and hints:
 def register(app: typer.Typer) -> None:
     app.command("diagnose")(diagnose)
     app.command("managers")(managers)
+    app.command("compare")(compare)
+    app.command("abtest")(abtest)
 
 
 def _lang(lang: str) -> str:
@@ -163,3 +167,101 @@ def render_managers(r: ManagersResult) -> None:
                 "slow" if x.slow else "",
             )
         c.print(s)
+
+
+@guard
+def compare(
+    pipeline: str = typer.Argument(..., help="Pipeline name or id."),
+    period: str = typer.Option(..., "--period", help="The period to check: a month YYYY-MM or FROM:TO."),
+    vs: str = typer.Option(None, "--vs", help="The period to compare with; default the one just before."),
+    age: float = typer.Option(30, "--age", help="Look at every deal this many days after it entered."),
+    by: str = typer.Option("source", help="Breakdown for the mix/rate split: source, segment or owner."),
+    fdr: float = typer.Option(0.05, help="False discovery rate over stages × groups."),
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """Is the change real? Period over period per stage, cohorts of equal age, mix vs rate, BH-controlled."""
+    result = svc.compare(workspace(), pipeline, period, vs=vs, age_days=age, by=by, fdr=fdr)
+    if fmt is Format.json:
+        return print_json(result.to_dict())
+    if fmt is Format.csv:
+        return print_csv(result.to_pandas())
+    render_compare(result)
+
+
+def render_compare(r: CompareResult) -> None:
+    c = out()
+    (a0, a1), (b0, b1) = r.period_a, r.period_b
+    c.print(
+        f"\n[bold]{r.pipeline!r}: {b0.date()}–{b1.date()} vs {a0.date()}–{a1.date()}[/bold] at age {r.age_days:g} d "
+        f"— deals {r.deals_b} vs {r.deals_a} (too young, left out: {r.too_young_b} and {r.too_young_a})"
+    )
+    t = Table("Stage", "Group", "Before", "After", "Change [95% CI]", "q", "Real?")
+    for x in r.rows:
+        if x.group != "(all)" and not x.significant:
+            continue
+        t.add_row(
+            x.stage,
+            x.group,
+            f"{pct(x.rate_a)} (n={x.reached_a})",
+            f"{pct(x.rate_b)} (n={x.reached_b})",
+            "—" if x.change is None else f"{x.change:+.1%} [{x.ci_low:+.1%}…{x.ci_high:+.1%}]",
+            "" if x.q_value is None else f"{x.q_value:.2g}",
+            "yes" if x.significant else "no (noise)",
+        )
+    c.print(t)
+    if r.total_change is not None:
+        c.print(
+            f"End-to-end change {r.total_change:+.1%} = mix effect {r.mix_effect:+.1%} (share of each {r.by} "
+            f"changed) + rate effect {r.rate_effect:+.1%} (each {r.by} converted differently)."
+        )
+    c.print(f"[dim]Significant changes after BH at FDR {r.fdr:.0%}: {len(r.significant)}.[/dim]")
+
+
+@guard
+def abtest(
+    pipeline: str = typer.Argument(..., help="Pipeline name or id."),
+    variant: str = typer.Option(None, "--variant", help="Deal field whose values are the variants."),
+    range_: list[str] = typer.Option(None, "--range", help="A variant by entry dates: NAME=FROM:TO, repeatable."),
+    only: list[str] = typer.Option(None, "--only", help="Use only these values of the field (first = control)."),
+    stage: str = typer.Option(None, help="Judge by this stage's conversion instead of end to end."),
+    certainty: float = typer.Option(0.95, help="Declare a winner only when this sure."),
+    max_loss: float = typer.Option(0.005, "--max-loss", help="... and choosing it costs at most this in expectation."),
+    lang: str = LANG_OPTION,
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """A/B test: per-stage and end-to-end conversion per variant, the verdict with certainty and expected loss."""
+    lang = _lang(lang)
+    result = svc.abtest(
+        workspace(),
+        pipeline,
+        by=variant,
+        ranges=range_ or None,
+        variants=only or None,
+        stage=stage,
+        certainty=certainty,
+        max_loss=max_loss,
+    )
+    if fmt is Format.json:
+        return print_json(result.to_dict())
+    if fmt is Format.csv:
+        return print_csv(result.to_pandas())
+    render_abtest(result, lang)
+
+
+def render_abtest(r: ABTestResult, lang: str) -> None:
+    c = out()
+    c.print(
+        f"\n[bold]A/B test in {r.pipeline!r} by {r.by}[/bold]: "
+        + ", ".join(f"{v} ({r.deals[v]} deals)" for v in r.variants)
+    )
+    stages = list(dict.fromkeys(x.stage for x in r.rows))
+    t = Table("Stage", *r.variants)
+    for st in stages:
+        cells = {x.variant: x for x in r.rows if x.stage == st}
+        t.add_row(
+            st,
+            *[f"{pct(cells[v].rate)} {ci(cells[v].ci_low, cells[v].ci_high)} n={cells[v].decided}" for v in r.variants],
+        )
+    c.print(t)
+    for v in r.verdicts:
+        c.print(f"• {v.text[lang]}")

@@ -6,13 +6,16 @@ Each function takes a workspace, reads what it needs once and calls the pure ana
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
+from voronka.analytics.diagnosis.abtest import ABTestResult, parse_range, run_abtest
 from voronka.analytics.diagnosis.bottleneck import Benchmark, find_bottleneck
+from voronka.analytics.diagnosis.compare import CompareResult, compare_periods
 from voronka.analytics.diagnosis.deals import load_deals
 from voronka.analytics.diagnosis.diagnose import DiagnosisResult, build_diagnosis
 from voronka.analytics.diagnosis.managers import ManagersResult, managers_report
 from voronka.domain.parse import parse_time
+from voronka.errors import InputError
 from voronka.store.workspace import WorkspaceStore
 
 
@@ -65,3 +68,73 @@ def _currency(ws: WorkspaceStore) -> str:
             select(deals.c.currency, func.count()).group_by(deals.c.currency).order_by(func.count().desc())
         ).first()
     return "" if row is None else str(row[0])
+
+
+def month_range(text: str) -> tuple[datetime, datetime]:
+    """``YYYY-MM`` as [first day, first day of the next month), or ``FROM:TO`` as given (UTC)."""
+    if ":" in text and not text.count(":") > 1:
+        start, _, end = text.partition(":")
+        return parse_time(start, what="period start"), parse_time(end, what="period end")
+    try:
+        first = datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        raise InputError(f"Period {text!r}: write a month as YYYY-MM (2026-10) or a range FROM:TO.") from None
+    nxt = first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
+    return first, nxt
+
+
+def previous_period(period: tuple[datetime, datetime]) -> tuple[datetime, datetime]:
+    """The period of the same length just before ``period`` (the month before, for a calendar month)."""
+    start, end = period
+    if start.day == 1 and end.day == 1 and (end.month - start.month) % 12 == 1:
+        prev = (
+            start.replace(year=start.year - 1, month=12) if start.month == 1 else start.replace(month=start.month - 1)
+        )
+        return prev, start
+    return start - (end - start), start
+
+
+def compare(
+    ws: WorkspaceStore,
+    pipeline: str | int,
+    period: str,
+    *,
+    vs: str | None = None,
+    age_days: float = 30,
+    by: str = "source",
+    fdr: float = 0.05,
+    now: datetime | None = None,
+) -> CompareResult:
+    """Period ``period`` against ``vs`` (default: the period before), per stage at equal cohort age."""
+    b = month_range(period)
+    a = month_range(vs) if vs else previous_period(b)
+    return compare_periods(load_deals(ws, pipeline), a, b, age_days=age_days, by=by, fdr=fdr, now=now)
+
+
+def abtest(
+    ws: WorkspaceStore,
+    pipeline: str | int,
+    *,
+    by: str | None = None,
+    ranges: list[str] | None = None,
+    variants: list[str] | None = None,
+    stage: str | None = None,
+    certainty: float = 0.95,
+    max_loss: float = 0.005,
+) -> ABTestResult:
+    """An A/B test of variants by a deal field or by entry date ranges (``NAME=FROM:TO``)."""
+    spans: dict[str, tuple[datetime, datetime]] | None = None
+    if ranges:
+        spans = {}
+        for item in ranges:
+            name, start, end = parse_range(item)
+            spans[name] = (parse_time(start, what="range start"), parse_time(end, what="range end"))
+    return run_abtest(
+        load_deals(ws, pipeline),
+        by=by,
+        ranges=spans,
+        variants=variants,
+        stage=stage,
+        certainty=certainty,
+        max_loss=max_loss,
+    )
