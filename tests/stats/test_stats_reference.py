@@ -185,10 +185,31 @@ def test_bad_input_is_refused(call) -> None:  # type: ignore[no-untyped-def]
         call()
 
 
-@pytest.mark.parametrize("module", ["bayes", "multiple", "power", "proportions", "shrinkage"])
+@pytest.mark.parametrize("module", ["bayes", "multiple", "power", "proportions", "shrinkage", "survival"])
 def test_docstring_examples_run(module: str) -> None:
     import doctest
     import importlib
 
     result = doctest.testmod(importlib.import_module(f"voronka.stats.{module}"))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_kaplan_meier_matches_statsmodels() -> None:
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    from voronka.stats.survival import kaplan_meier, km_median
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        n = int(rng.integers(5, 300))
+        d = np.round(rng.exponential(10, n), 1)
+        e = rng.random(n) < 0.6
+        if not e.any():
+            continue
+        t, s = kaplan_meier(d, e)
+        ref = SurvfuncRight(d, e.astype(int))
+        np.testing.assert_allclose(t, ref.surv_times, atol=1e-12)
+        np.testing.assert_allclose(s, ref.surv_prob, atol=1e-12)
+        med = km_median(d, e)
+        ref_med = ref.quantile(0.5)
+        assert (math.isnan(med) and math.isnan(ref_med)) or med == pytest.approx(ref_med, abs=1e-12)

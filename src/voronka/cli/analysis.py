@@ -6,8 +6,10 @@ import typer
 from rich.table import Table
 
 from voronka.analytics.diagnosis.abtest import ABTestResult
+from voronka.analytics.diagnosis.cohorts import CohortResult
 from voronka.analytics.diagnosis.compare import CompareResult
 from voronka.analytics.diagnosis.diagnose import DiagnosisResult
+from voronka.analytics.diagnosis.kpi import KPIResult
 from voronka.analytics.diagnosis.managers import ManagersResult
 from voronka.cli._common import FORMAT_OPTION, Format, ci, guard, out, pct, print_csv, print_json, workspace
 from voronka.errors import InputError
@@ -21,6 +23,8 @@ def register(app: typer.Typer) -> None:
     app.command("managers")(managers)
     app.command("compare")(compare)
     app.command("abtest")(abtest)
+    app.command("kpi")(kpi)
+    app.command("cohorts")(cohorts)
 
 
 def _lang(lang: str) -> str:
@@ -265,3 +269,107 @@ def render_abtest(r: ABTestResult, lang: str) -> None:
     c.print(t)
     for v in r.verdicts:
         c.print(f"• {v.text[lang]}")
+
+
+@guard
+def kpi(
+    pipeline: str = typer.Argument(None, help="Pipeline name or id; default the new-client pipelines."),
+    from_: str = typer.Option(None, "--from", help="Deals that entered on or after this date (ISO)."),
+    to: str = typer.Option(None, "--to", help="... and before this date (ISO)."),
+    margin: float = typer.Option(1.0, help="Gross margin share for ROMI, LTV, payback (1 = revenue)."),
+    churn: float = typer.Option(None, help="Monthly churn of clients, for LTV = ARPA × margin / churn."),
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """KPIs by channel and month: CPL, CAC, ROMI, average deal, win rate, cycle, velocity, LTV, CAC payback."""
+    result = svc.kpi(workspace(), pipeline, start=from_, end=to, margin=margin, churn=churn)
+    if fmt is Format.json:
+        return print_json(result.to_dict())
+    if fmt is Format.csv:
+        return print_csv(result.to_pandas())
+    render_kpi(result)
+
+
+def render_kpi(r: KPIResult) -> None:
+    c = out()
+    c.print(f"\n[bold]KPIs[/bold] of {', '.join(r.pipelines)}")
+    t = Table(
+        "Channel",
+        "Month",
+        "Leads",
+        "Won",
+        "Revenue",
+        "Cost",
+        "CPL",
+        "CAC",
+        "ROMI",
+        "Avg deal",
+        "Win rate [95% CI]",
+        "Cycle d",
+        "Velocity/mo",
+        "LTV",
+        "Payback",
+    )
+    for x in r.rows:
+        payback = (
+            f"{x.cac_payback_months:.1f} mo"
+            if x.cac_payback_months is not None
+            else ("" if x.cac_payback_deals is None else f"{x.cac_payback_deals:.2f} deals")
+        )
+        t.add_row(
+            x.channel,
+            x.month,
+            str(x.leads),
+            str(x.won),
+            _money(x.revenue),
+            _money(x.cost),
+            _money(x.cpl),
+            _money(x.cac),
+            "—" if x.romi is None else f"{x.romi:.0%}",
+            _money(x.avg_deal),
+            f"{pct(x.win_rate)} {ci(x.win_rate_low, x.win_rate_high)}",
+            "—" if x.cycle_days is None else f"{x.cycle_days:.1f}",
+            _money(x.velocity_per_month),
+            _money(x.ltv),
+            payback,
+        )
+    c.print(t)
+    for a in r.assumptions:
+        c.print(f"[dim]Assumption: {a}[/dim]")
+    for ch, amount in r.unmatched_costs.items():
+        c.print(f"[yellow]Costs of channel {ch!r} ({_money(amount)}) match no deal source.[/yellow]")
+
+
+@guard
+def cohorts(
+    pipeline: str = typer.Argument(..., help="Pipeline name or id."),
+    unit: str = typer.Option("month", help="Cohorts by entry week or month."),
+    value: str = typer.Option("conversion", help="What the table shows: conversion, won or revenue."),
+    html: str = typer.Option(None, "--html", help="Also write the Plotly heatmap to this HTML file."),
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """Cohorts: entry week/month × periods since entry → cumulative conversion and revenue (table, heatmap)."""
+    if value not in ("conversion", "won", "revenue"):
+        raise InputError(f"--value {value!r}: use conversion, won or revenue.")
+    result = svc.cohorts(workspace(), pipeline, unit=unit)
+    if html:
+        result.heatmap(value).write_html(html, include_plotlyjs=True)
+    if fmt is Format.json:
+        return print_json(result.to_dict())
+    if fmt is Format.csv:
+        return print_csv(result.to_pandas())
+    render_cohorts(result, value)
+
+
+def render_cohorts(r: CohortResult, value: str) -> None:
+    c = out()
+    grid = r.pivot(value)
+    c.print(f"\n[bold]Cohorts of {r.pipeline!r}[/bold] by {r.unit} of entry: {value} by {r.unit}s since entry")
+    if grid.empty:
+        c.print("No deals.")
+        return
+    sizes = r.to_pandas().groupby("cohort")["size"].first()
+    t = Table("Cohort", "Deals", *[str(a) for a in grid.columns])
+    for cohort, row in grid.iterrows():
+        cells = ["" if v != v else (f"{v:.0%}" if value == "conversion" else _money(v)) for v in row]
+        t.add_row(str(cohort), str(sizes[cohort]), *cells)
+    c.print(t)

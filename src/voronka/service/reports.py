@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 
 from voronka.analytics.diagnosis.abtest import ABTestResult, parse_range, run_abtest
 from voronka.analytics.diagnosis.bottleneck import Benchmark, find_bottleneck
+from voronka.analytics.diagnosis.cohorts import CohortResult, cohort_table
 from voronka.analytics.diagnosis.compare import CompareResult, compare_periods
 from voronka.analytics.diagnosis.deals import load_deals
 from voronka.analytics.diagnosis.diagnose import DiagnosisResult, build_diagnosis
+from voronka.analytics.diagnosis.kpi import KPIResult, compute_kpis
 from voronka.analytics.diagnosis.managers import ManagersResult, managers_report
 from voronka.domain.parse import parse_time
 from voronka.errors import InputError
@@ -137,4 +139,61 @@ def abtest(
         stage=stage,
         certainty=certainty,
         max_loss=max_loss,
+    )
+
+
+def cohorts(
+    ws: WorkspaceStore, pipeline: str | int, *, unit: str = "month", now: datetime | None = None
+) -> CohortResult:
+    """Entry cohorts × periods since entry → cumulative conversion and revenue."""
+    return cohort_table(load_deals(ws, pipeline), unit=unit, now=now)  # type: ignore[arg-type]
+
+
+def kpi(
+    ws: WorkspaceStore,
+    pipeline: str | int | None = None,
+    *,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    margin: float = 1.0,
+    churn: float | None = None,
+    now: datetime | None = None,
+) -> KPIResult:
+    """KPIs by channel and month over the new-client pipelines (or ``pipeline``), with the marketing costs."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    from voronka.domain.pipeline import ProcessKind
+    from voronka.store.schema import costs as costs_table
+
+    pipes = [ws.pipeline(pipeline)] if pipeline is not None else ws.pipelines()
+    if pipeline is None:
+        new = [p for p in pipes if p.process is ProcessKind.NEW_CLIENTS]
+        pipes = new or pipes
+    if not pipes:
+        raise InputError("The workspace has no pipelines: import deals first (voronka import deals FILE).")
+    s, e = _time(start, "--from date"), _time(end, "--to date")
+    frames = [load_deals(ws, p.id).frame for p in pipes]
+    deals = pd.concat(frames, ignore_index=True)
+    repeat = None
+    if pipeline is None:
+        rep = [p for p in ws.pipelines() if p.process is ProcessKind.REPEAT_SALES]
+        if rep:
+            rf = pd.concat([load_deals(ws, p.id).between(s, e).frame for p in rep], ignore_index=True)
+            repeat = float(rf.loc[rf["status"] == "won", "amount"].sum())
+    c = costs_table
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(c.c.channel, c.c.start, c.c.end, c.c.amount)).fetchall()
+    cost_frame = pd.DataFrame(rows, columns=["channel", "start", "end", "amount"])
+    latest = now or (deals["entry"].max().to_pydatetime() if len(deals) else datetime.now(UTC))
+    return compute_kpis(
+        deals,
+        cost_frame,
+        pipelines=[p.name for p in pipes],
+        now=latest,
+        start=s,
+        end=e,
+        margin=margin,
+        churn=churn,
+        repeat_revenue=repeat,
     )
