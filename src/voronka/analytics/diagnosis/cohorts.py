@@ -71,7 +71,7 @@ def _period_start(ts: pd.Series, unit: str) -> pd.Series:
     naive = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     if unit == "month":
         return naive.dt.to_period("M").dt.start_time
-    return naive.dt.normalize() - pd.to_timedelta(naive.dt.weekday, unit="D")
+    return naive.dt.normalize() - pd.to_timedelta(naive.dt.day_of_week, unit="D")
 
 
 def _shift(start: pd.Timestamp, unit: str, k: int) -> pd.Timestamp:
