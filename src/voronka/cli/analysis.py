@@ -18,7 +18,11 @@ from voronka.service import reports as svc
 LANG_OPTION = typer.Option("ru", "--lang", help="Language of findings and hints: ru or en.")
 
 
+report_app = typer.Typer(help="Reports: the monthly audit (HTML/PDF) and the weekly statistics template (Excel).")
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(report_app, name="report")
     app.command("diagnose")(diagnose)
     app.command("managers")(managers)
     app.command("compare")(compare)
@@ -373,3 +377,82 @@ def render_cohorts(r: CohortResult, value: str) -> None:
         cells = ["" if v != v else (f"{v:.0%}" if value == "conversion" else _money(v)) for v in row]
         t.add_row(str(cohort), str(sizes[cohort]), *cells)
     c.print(t)
+
+
+@report_app.command("audit")
+@guard
+def report_audit(
+    month: str = typer.Option(..., "--month", help="The month to audit, YYYY-MM."),
+    html_path: str = typer.Option(None, "--html", help="Write the HTML report here (default audit-MONTH.html)."),
+    pdf: str = typer.Option(None, "--pdf", help="Also print it to this PDF (needs Chromium)."),
+    pipeline: str = typer.Option(None, "--pipeline", help="Only this pipeline (default all)."),
+    lang: str = LANG_OPTION,
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """The monthly audit: bottlenecks, managers, real changes, cohorts, KPIs, stuck deals, findings in words."""
+    from voronka.service.audit import build_audit
+
+    report = build_audit(workspace(), month, lang=_lang(lang), pipeline=pipeline)
+    path = report.write_html(html_path or f"audit-{month}.html")
+    pdf_path = report.write_pdf(pdf) if pdf else None
+    if fmt is Format.json:
+        return print_json(
+            {
+                "month": month,
+                "html": str(path),
+                "pdf": None if pdf_path is None else str(pdf_path),
+                "findings": report.findings,
+                "diagnoses": [d.to_dict() for d in report.diagnoses],
+            }
+        )
+    if fmt is Format.csv:
+        import pandas as pd
+
+        return print_csv(pd.DataFrame({"finding": report.findings}))
+    c = out()
+    for line in report.findings:
+        c.print(f"• {line}")
+    c.print(f"HTML: {path}" + (f"  PDF: {pdf_path}" if pdf_path else ""))
+
+
+@report_app.command("weekly")
+@guard
+def report_weekly(
+    pipeline: str = typer.Argument(None, help="Pipeline name or id; default the first new-client pipeline."),
+    xlsx: str = typer.Option(..., "--xlsx", help="Write the Excel workbook here."),
+    weeks: int = typer.Option(8, help="How many ISO weeks, up to the current one."),
+    end: str = typer.Option(None, "--end", help="The last week is the one containing this date (default today)."),
+    lang: str = LANG_OPTION,
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """The weekly statistics template: a sheet per manager plus the total; stages and metrics × ISO weeks with
+    plan, fact and % of plan."""
+    from voronka.cli._common import when
+    from voronka.domain.pipeline import ProcessKind
+    from voronka.service.weekly import build_weekly
+
+    ws = workspace()
+    if pipeline is None:
+        pipes = ws.pipelines()
+        if not pipes:
+            raise InputError("The workspace has no pipelines: nothing to put in the weekly template.")
+        pipeline = next((p.name for p in pipes if p.process is ProcessKind.NEW_CLIENTS), pipes[0].name)
+    result = build_weekly(ws, pipeline, xlsx, weeks=weeks, end=when(end, "--end date"), lang=_lang(lang))
+    if fmt is Format.json:
+        return print_json(
+            {
+                "pipeline": result.pipeline,
+                "xlsx": str(result.path),
+                "weeks": result.weeks,
+                "sheets": {k: v.reset_index().to_dict(orient="records") for k, v in result.sheets.items()},
+            }
+        )
+    if fmt is Format.csv:
+        import pandas as pd
+
+        frames = [v.reset_index(names="metric").assign(sheet=k) for k, v in result.sheets.items()]
+        return print_csv(pd.concat(frames, ignore_index=True))
+    out().print(
+        f"Weekly template of {result.pipeline!r}: {len(result.sheets)} sheets, weeks {result.weeks[0]}…"
+        f"{result.weeks[-1]} → {result.path}"
+    )

@@ -30,6 +30,19 @@ class DiagnosisResult(Result):
         return self.stages.to_pandas()
 
 
+def _ru_source(text: str) -> str:
+    """The benchmark's origin in Russian."""
+    for en, ru in (
+        ("recover ", "вернуть "),
+        (" of losses", " потерь"),
+        ("best manager: ", "лучший менеджер: "),
+        ("best quarter: ", "лучший квартал: "),
+        ("target", "цель"),
+    ):
+        text = text.replace(en, ru)
+    return text
+
+
 def _money(x: float) -> str:
     return f"{x:,.0f}".replace(",", " ")
 
@@ -44,7 +57,7 @@ def build_diagnosis(b: BottleneckResult, m: ManagersResult, currency: str = "") 
         s = next(x for x in b.stages if x.stage == b.bottleneck)
         ru.append(
             f"Узкое место — этап «{s.stage}»: конверсия {s.rate:.0%} [{s.ci_low:.0%}–{s.ci_high:.0%}] (n={s.decided}). "
-            f"Если поднять её до {s.benchmark:.0%} ({s.benchmark_from}), за период было бы больше на "
+            f"Если поднять её до {s.benchmark:.0%} ({_ru_source(s.benchmark_from)}), за период было бы больше на "
             f"{s.extra_won:.0f} [{s.extra_won_low:.0f}–{s.extra_won_high:.0f}] выигранных сделок и "
             f"{_money(s.extra_revenue)} [{_money(s.extra_revenue_low)}–{_money(s.extra_revenue_high)}]{cur} выручки "
             f"(уверенность, что это этап с наибольшим эффектом: {s.p_biggest:.0%})."
