@@ -14,6 +14,7 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint, proportions_ztest
 
 from voronka import stats
+from voronka.stats.shrinkage import beta_binomial_loglik
 
 COUNTS = [(0, 5), (1, 5), (5, 5), (3, 17), (40, 100), (99, 100), (250, 1000), (1, 3000)]
 PAIRS = list(itertools.combinations(COUNTS, 2))
@@ -141,7 +142,7 @@ def test_beta_binomial_loglik_matches_scipy_up_to_the_binomial_coefficients() ->
         sum(math.lgamma(x + 1) - math.lgamma(y + 1) - math.lgamma(x - y + 1) for x, y in zip(n, k, strict=True))
     )
     for a, b in [(0.5, 0.5), (2, 3), (40, 10)]:
-        ours = stats.shrinkage.beta_binomial_loglik(k, n, a, b)
+        ours = beta_binomial_loglik(k, n, a, b)
         assert ours + coef == pytest.approx(_loglik_scipy(k, n, a, b), abs=1e-9)
 
 
@@ -185,7 +186,7 @@ def test_bad_input_is_refused(call) -> None:  # type: ignore[no-untyped-def]
         call()
 
 
-@pytest.mark.parametrize("module", ["bayes", "multiple", "power", "proportions", "shrinkage", "survival"])
+@pytest.mark.parametrize("module", ["bayes", "multiple", "sizing", "proportions", "shrinkage", "survival"])
 def test_docstring_examples_run(module: str) -> None:
     import doctest
     import importlib

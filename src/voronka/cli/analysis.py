@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
-from voronka.analytics.diagnosis.abtest import ABTestResult
-from voronka.analytics.diagnosis.cohorts import CohortResult
-from voronka.analytics.diagnosis.compare import CompareResult
-from voronka.analytics.diagnosis.diagnose import DiagnosisResult
-from voronka.analytics.diagnosis.kpi import KPIResult
-from voronka.analytics.diagnosis.managers import ManagersResult
 from voronka.cli._common import FORMAT_OPTION, Format, ci, guard, out, pct, print_csv, print_json, workspace
 from voronka.errors import InputError
-from voronka.service import reports as svc
+
+if TYPE_CHECKING:  # the reports import SciPy and friends: load them only when a command here runs
+    from types import ModuleType
+
+    from voronka.analytics.diagnosis.abtest import ABTestResult
+    from voronka.analytics.diagnosis.cohorts import CohortResult
+    from voronka.analytics.diagnosis.compare import CompareResult
+    from voronka.analytics.diagnosis.diagnose import DiagnosisResult
+    from voronka.analytics.diagnosis.kpi import KPIResult
+    from voronka.analytics.diagnosis.managers import ManagersResult
+
+
+def _svc() -> ModuleType:
+    from voronka.service import reports
+
+    return reports
+
 
 LANG_OPTION = typer.Option("ru", "--lang", help="Language of findings and hints: ru or en.")
 
@@ -67,7 +79,7 @@ def diagnose(
 ) -> None:
     """The bottleneck and what it costs, managers on a funnel plot, and hints from the seeds."""
     lang = _lang(lang)
-    result = svc.diagnose(
+    result = _svc().diagnose(
         workspace(),
         pipeline,
         start=from_,
@@ -138,7 +150,7 @@ def managers(
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """Managers on a funnel plot: rate against sample size with control limits, shrunk rates, speed to lead."""
-    result = svc.managers(workspace(), pipeline, start=from_, end=to, fdr=fdr)
+    result = _svc().managers(workspace(), pipeline, start=from_, end=to, fdr=fdr)
     if fmt is Format.json:
         return print_json(result.to_dict())
     if fmt is Format.csv:
@@ -188,7 +200,7 @@ def compare(
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """Is the change real? Period over period per stage, cohorts of equal age, mix vs rate, BH-controlled."""
-    result = svc.compare(workspace(), pipeline, period, vs=vs, age_days=age, by=by, fdr=fdr)
+    result = _svc().compare(workspace(), pipeline, period, vs=vs, age_days=age, by=by, fdr=fdr)
     if fmt is Format.json:
         return print_json(result.to_dict())
     if fmt is Format.csv:
@@ -239,7 +251,7 @@ def abtest(
 ) -> None:
     """A/B test: per-stage and end-to-end conversion per variant, the verdict with certainty and expected loss."""
     lang = _lang(lang)
-    result = svc.abtest(
+    result = _svc().abtest(
         workspace(),
         pipeline,
         by=variant,
@@ -285,7 +297,7 @@ def kpi(
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """KPIs by channel and month: CPL, CAC, ROMI, average deal, win rate, cycle, velocity, LTV, CAC payback."""
-    result = svc.kpi(workspace(), pipeline, start=from_, end=to, margin=margin, churn=churn)
+    result = _svc().kpi(workspace(), pipeline, start=from_, end=to, margin=margin, churn=churn)
     if fmt is Format.json:
         return print_json(result.to_dict())
     if fmt is Format.csv:
@@ -354,7 +366,7 @@ def cohorts(
     """Cohorts: entry week/month × periods since entry → cumulative conversion and revenue (table, heatmap)."""
     if value not in ("conversion", "won", "revenue"):
         raise InputError(f"--value {value!r}: use conversion, won or revenue.")
-    result = svc.cohorts(workspace(), pipeline, unit=unit)
+    result = _svc().cohorts(workspace(), pipeline, unit=unit)
     if html:
         result.heatmap(value).write_html(html, include_plotlyjs=True)
     if fmt is Format.json:
