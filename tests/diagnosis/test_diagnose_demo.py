@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from tests.cli.conftest import runner_for
@@ -15,9 +14,7 @@ BOTTLENECK = "Предварительный расчёт"
 
 
 def test_diagnose_names_the_planted_bottleneck_and_the_slow_manager(demo: Workspace) -> None:
-    started = time.perf_counter()
-    r = reports.diagnose(demo, NEW_CLIENTS.name)
-    elapsed = time.perf_counter() - started
+    r = reports.diagnose(demo, NEW_CLIENTS.name)  # its speed is measured in bench/diagnose.py
     assert r.bottleneck == BOTTLENECK
     assert r.stages.ranked()[0].stage == BOTTLENECK
     top = r.stages.ranked()[0]
@@ -28,7 +25,6 @@ def test_diagnose_names_the_planted_bottleneck_and_the_slow_manager(demo: Worksp
     assert r.flagged_managers == [{"manager": SLOW_MANAGER, "stage": NEW_CLIENTS.stages[0], "flag": "low"}]
     assert r.slow_managers == [SLOW_MANAGER]
     assert r.time_bottleneck is None
-    assert elapsed < 5, elapsed
 
 
 def test_hints_carry_measured_evidence(demo: Workspace) -> None:

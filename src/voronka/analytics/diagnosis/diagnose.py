@@ -60,6 +60,7 @@ def build_diagnosis(b: BottleneckResult, m: ManagersResult, currency: str = "") 
             f"Если поднять её до {s.benchmark:.0%} ({_ru_source(s.benchmark_from)}), за период было бы больше на "
             f"{s.extra_won:.0f} [{s.extra_won_low:.0f}–{s.extra_won_high:.0f}] выигранных сделок и "
             f"{_money(s.extra_revenue)} [{_money(s.extra_revenue_low)}–{_money(s.extra_revenue_high)}]{cur} выручки "
+            f"(≈{_money(s.extra_revenue / max(b.months, 1))}{cur} в месяц за {b.months:.0f} мес.) "
             f"(уверенность, что это этап с наибольшим эффектом: {s.p_biggest:.0%})."
         )
         en.append(
@@ -67,7 +68,8 @@ def build_diagnosis(b: BottleneckResult, m: ManagersResult, currency: str = "") 
             f"(n={s.decided}). Raised to {s.benchmark:.0%} ({s.benchmark_from}), the period would have "
             f"{s.extra_won:.0f} [{s.extra_won_low:.0f}–{s.extra_won_high:.0f}] more won deals and "
             f"{_money(s.extra_revenue)} [{_money(s.extra_revenue_low)}–{_money(s.extra_revenue_high)}]{cur} more "
-            f"revenue (probability it is the stage with the largest effect: {s.p_biggest:.0%})."
+            f"revenue (≈{_money(s.extra_revenue / max(b.months, 1))}{cur} a month over {b.months:.0f} months; "
+            f"probability it is the stage with the largest effect: {s.p_biggest:.0%})."
         )
     else:
         ru.append(f"Узкое место не названо: ни один этап не выделяется с уверенностью {b.certainty:.0%}.")
