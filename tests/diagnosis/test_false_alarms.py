@@ -32,3 +32,28 @@ def test_planted_bottleneck_and_manager_are_found() -> None:
         m = managers_report(t)
         found += b.bottleneck == "S2" and [(r.manager, r.stage) for r in m.flagged] == [("M2", "S0")]
     assert found >= 9
+
+
+def test_no_change_found_between_periods_with_equal_rates() -> None:
+    import pandas as pd
+
+    from tests.diagnosis.test_compare_abtest import D
+    from voronka.analytics.diagnosis.compare import compare_periods
+
+    found = 0
+    runs = 40
+    for seed in range(runs):
+        a = synthetic(2 * seed, deals=800, start="2026-01-01", days=90)
+        b = synthetic(2 * seed + 1, deals=800, start="2026-04-01", days=90)
+        b.frame["deal_id"] += 10_000
+        both = type(a)(a.pipeline, pd.concat([a.frame, b.frame], ignore_index=True))
+        r = compare_periods(
+            both,
+            (D("2026-01-01"), D("2026-04-01")),
+            (D("2026-04-01"), D("2026-07-01")),
+            age_days=60,
+            now=D("2027-01-01"),
+        )
+        found += bool(r.significant)
+    # BH at 5% over 5 stages × 4 groups: a dataset with any "real" change should be rare (nominal 5%).
+    assert found <= 5, found

@@ -3,7 +3,8 @@ language, and its PDF printed by headless Chromium.
 
 For month M the audit looks at, per pipeline: the diagnosis (bottleneck, managers, hints) over the deals that
 entered in the twelve months ending with M; month M against the month before at equal cohort age (14 days);
-the cohort heatmap; the KPIs of M by channel when costs are imported; and the deals stuck at the end of M.
+the cohort heatmap; the KPIs of M by channel when costs are imported; and the deals stuck now (the deals'
+current stages are a cache of today's state, so "stuck at the end of M" cannot be told for a past month).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ TEXT = {
     "hints": {"ru": "Вероятные причины и первые шаги", "en": "Likely causes and first actions"},
     "change": {"ru": "Изменения за месяц: реальные или шум?", "en": "This month's changes: real or noise?"},
     "kpi": {"ru": "Показатели по каналам", "en": "KPIs by channel"},
-    "stuck": {"ru": "Зависшие сделки на конец месяца", "en": "Stuck deals at the end of the month"},
+    "stuck": {"ru": "Зависшие сделки сейчас", "en": "Stuck deals now"},
     "cohorts": {"ru": "Когорты", "en": "Cohorts"},
     "defs": {"ru": "Определения", "en": "Definitions"},
     "no_change": {
@@ -127,7 +128,7 @@ def build_audit(
     if not diagnoses:
         raise InputError(f"No deals entered any pipeline in the twelve months up to {month}: nothing to audit.")
     kpi_html = _kpis(ws, start, end, lang)
-    stuck = ws.stuck(now=min(end, now or end) if now is None or now > end else now)
+    stuck = ws.stuck(now=now)  # the cached stages are today's: stuck deals can only be told as of now
     body = "\n".join(parts) + kpi_html + _stuck(stuck, lang)
     page = _page(_t("title", lang) + f" — {month}", findings, body, lang)
     return AuditReport(month, lang, [d.pipeline for d in diagnoses], diagnoses, page, findings)
