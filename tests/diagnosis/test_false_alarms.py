@@ -57,3 +57,11 @@ def test_no_change_found_between_periods_with_equal_rates() -> None:
         found += bool(r.significant)
     # BH at 5% over 5 stages × 4 groups: a dataset with any "real" change should be rare (nominal 5%).
     assert found <= 5, found
+
+
+def test_without_amounts_the_bottleneck_ranks_by_won_deals() -> None:
+    t = synthetic(7, rates=(0.8, 0.8, 0.4, 0.8))
+    t.frame["amount"] = float("nan")
+    b = find_bottleneck(t)
+    assert b.avg_won_amount is None and b.bottleneck == "S2"
+    assert all(s.extra_revenue == 0 for s in b.stages)

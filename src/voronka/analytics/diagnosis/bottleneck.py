@@ -3,7 +3,7 @@
 For each open stage k with conversion r_k (passed / decided, see :mod:`.deals`) and a benchmark b_k, the
 *extra won deals* are N_k · max(b_k − r_k, 0) · W_k, where N_k is the number of deals decided at k and W_k the
 product of the later stages' conversions (how many of the extra deals go on to win). *Extra revenue* multiplies
-them by the average won deal. Benchmarks:
+them by the average won deal (stages are ranked by extra won deals when no deal has an amount). Benchmarks:
 
 - ``lift`` (default): the stage recovers a share (default 20%) of the deals it loses, b = r + lift·(1 − r). Every
   stage gets the same chance, so the stage that loses the most downstream value comes first.
@@ -127,7 +127,9 @@ def find_bottleneck(
     extra = d[:, None] * np.maximum(bench - rates, 0.0) * downstream
     amount, amount_draws = _amount_draws(f, rng)
     revenue = extra * amount_draws
-    biggest = np.bincount(np.argmax(revenue, axis=0), minlength=n) / DRAWS
+    # Without amounts the stages are ranked by extra won deals (revenue would be zero everywhere).
+    ranking = revenue if amount is not None else extra
+    biggest = np.bincount(np.argmax(ranking, axis=0), minlength=n) / DRAWS
     rows = []
     for j, st in enumerate(table.pipeline.open_stages):
         lo, hi = wilson(int(k[j]), int(d[j]), confidence) if d[j] else (None, None)
@@ -157,7 +159,8 @@ def find_bottleneck(
             )
         )
     top = int(np.argmax(biggest))
-    named = rows[top].stage if biggest[top] >= certainty and rows[top].extra_revenue_low > 0 else None
+    low = rows[top].extra_revenue_low if amount is not None else rows[top].extra_won_low
+    named = rows[top].stage if biggest[top] >= certainty and low > 0 else None
     times = stage_times(table, confidence)
     flagged = [t for t in times if t.flagged]
     worst = max(flagged, key=lambda t: t.share_over_sla or 0).stage if flagged else None
