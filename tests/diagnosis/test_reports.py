@@ -114,3 +114,36 @@ def test_cli_reports(demo_path: Path, tmp_path: Path) -> None:
     csv = run("report", "weekly", "--xlsx", str(xlsx), "--weeks", "2", "--format", "csv").output
     assert csv.splitlines()[0].startswith("metric,")
     assert "--weeks" in run("report", "weekly", "--xlsx", str(xlsx), "--weeks", "0", code=1).output
+
+
+def _soffice(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    profile = f"-env:UserInstallation={(tmp_path / 'lo').as_uri()}"
+    cmd = ["soffice", "--headless", "--norestore", profile, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_weekly_plan_file_fills_the_plan(demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    plan = tmp_path / "plan.csv"
+    plan.write_text('sheet,metric,week,plan\nИтого,Заявка,2026-W44,40\nИтого,Выручка,2026-W44,"3 000 000"\n')
+    path = tmp_path / "weekly.xlsx"
+    result = build_weekly(demo, "Новые клиенты", path, weeks=2, end=END, plan=plan)
+    total = openpyxl.load_workbook(path)["Итого"]
+    fact = result.sheets["Итого"].loc["Заявка", "2026-W44"]
+    assert total["E4"].value == 40 and total["F4"].value == fact and total["G4"].value.startswith("=IF(")
+    if shutil.which("soffice"):
+        # LibreOffice computes the % of plan from the formula.
+        done = _soffice(
+            ["--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76", "--outdir", str(tmp_path), str(path)], tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        rows = (tmp_path / "weekly.csv").read_text(encoding="utf-8").splitlines()
+        lead = next(r for r in rows if r.startswith("Заявка,"))
+        shown = lead.split(",")[6]  # "93%": the cell's 0% format
+        assert shown.endswith("%") and abs(float(shown[:-1]) / 100 - fact / 40) <= 0.005 + 1e-9
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sheet,metric,week,plan\nИтого,Заявка,2027-W01,1\n")
+    with pytest.raises(InputError, match="week '2027-W01'"):
+        build_weekly(demo, "Новые клиенты", path, weeks=2, end=END, plan=bad)
+    bad.write_text("sheet,metric,plan\n")
+    with pytest.raises(InputError, match="missing column"):
+        build_weekly(demo, "Новые клиенты", path, weeks=2, end=END, plan=bad)

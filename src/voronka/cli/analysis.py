@@ -434,6 +434,7 @@ def report_weekly(
     xlsx: str = typer.Option(..., "--xlsx", help="Write the Excel workbook here."),
     weeks: int = typer.Option(8, help="How many ISO weeks, up to the current one."),
     end: str = typer.Option(None, "--end", help="The last week is the one containing this date (default today)."),
+    plan: str = typer.Option(None, "--plan", help="CSV/XLSX with sheet, metric, week, plan to fill the plan columns."),
     lang: str = LANG_OPTION,
     fmt: Format = FORMAT_OPTION,
 ) -> None:
@@ -449,7 +450,7 @@ def report_weekly(
         if not pipes:
             raise InputError("The workspace has no pipelines: nothing to put in the weekly template.")
         pipeline = next((p.name for p in pipes if p.process is ProcessKind.NEW_CLIENTS), pipes[0].name)
-    result = build_weekly(ws, pipeline, xlsx, weeks=weeks, end=when(end, "--end date"), lang=_lang(lang))
+    result = build_weekly(ws, pipeline, xlsx, weeks=weeks, end=when(end, "--end date"), lang=_lang(lang), plan=plan)
     if fmt is Format.json:
         return print_json(
             {

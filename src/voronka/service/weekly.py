@@ -4,8 +4,11 @@ Rows are the stages and metrics: deals that reached each open stage in the week 
 payments (deals won in the week), revenue and the average deal of those payments, and the week's conversions
 from each stage to the next (the week's count at the next stage over its count at this one — a flow ratio, not
 a cohort conversion). Columns are ISO weeks (Monday to Sunday, UTC), three per week: *plan* (left empty, to be
-filled in; yellow), *fact* (computed from the move log) and *% of plan* (an Excel formula, so it updates when the
-plan is typed in).
+filled in, or taken from a plan file; yellow), *fact* (computed from the move log) and *% of plan* (an Excel
+formula, so it updates when the plan is typed in).
+
+A plan file (CSV or XLSX) has the columns ``sheet`` (a manager's name, or Итого / Total), ``metric`` (a row label
+as in the workbook: a stage name, or the payments / revenue row), ``week`` (``2026-W44``) and ``plan``.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ def build_weekly(
     weeks: int = 8,
     end: datetime | None = None,
     lang: str = "ru",
+    plan: str | Path | None = None,
 ) -> WeeklyTemplate:
     """Write the weekly template for ``pipeline``: the last ``weeks`` ISO weeks up to ``end`` (default now)."""
     if lang not in LABELS:
@@ -116,8 +120,9 @@ def build_weekly(
     for owner in sorted(set(table.frame["owner"])):
         sub = DealTable(table.pipeline, table.frame[table.frame["owner"] == owner].reset_index(drop=True))
         sheets[owner] = weekly_facts(sub, mondays, lang)
+    plans = read_plan(plan, sheets) if plan is not None else {}
     out = Path(path)
-    _write(sheets, table.pipeline.name, out, lang)
+    _write(sheets, table.pipeline.name, out, lang, plans)
     return WeeklyTemplate(table.pipeline.name, list(sheets[TOTAL[lang]].columns), sheets, out)
 
 
@@ -131,7 +136,46 @@ def _sheet_name(name: str, used: set[str]) -> str:
     return cand
 
 
-def _write(sheets: dict[str, pd.DataFrame], pipeline: str, path: Path, lang: str) -> None:
+def read_plan(path: str | Path, sheets: dict[str, pd.DataFrame]) -> dict[tuple[str, str, str], float]:
+    """The plan file as {(sheet, metric, week): plan}; unknown sheets, metrics or weeks are refused."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"Plan file {str(p)!r} does not exist.")
+    frame = pd.read_excel(p) if p.suffix.lower() in (".xlsx", ".xlsm") else pd.read_csv(p, sep=None, engine="python")
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = {"sheet", "metric", "week", "plan"} - set(frame.columns)
+    if missing:
+        raise InputError(
+            f"Plan file {p.name}: missing column(s) {', '.join(sorted(missing))}; it needs sheet, metric, week, plan."
+        )
+    out: dict[tuple[str, str, str], float] = {}
+    for i, r in enumerate(frame.itertuples(index=False), start=2):
+        sheet, metric, week = str(r.sheet).strip(), str(r.metric).strip(), str(r.week).strip()
+        facts = sheets.get(sheet)
+        if facts is None:
+            raise InputError(
+                f"Plan file {p.name}, row {i}: sheet {sheet!r} is not a manager here ({', '.join(sheets)})."
+            )
+        if metric not in facts.index:
+            raise InputError(f"Plan file {p.name}, row {i}: metric {metric!r} is not a row ({', '.join(facts.index)}).")
+        if week not in facts.columns:
+            raise InputError(
+                f"Plan file {p.name}, row {i}: week {week!r} is not in the workbook ({', '.join(facts.columns)})."
+            )
+        try:
+            out[(sheet, metric, week)] = float(str(r.plan).replace(",", ".").replace(" ", ""))
+        except ValueError:
+            raise InputError(f"Plan file {p.name}, row {i}: plan {r.plan!r} is not a number.") from None
+    return out
+
+
+def _write(
+    sheets: dict[str, pd.DataFrame],
+    pipeline: str,
+    path: Path,
+    lang: str,
+    plans: dict[tuple[str, str, str], float] | None = None,
+) -> None:
     lab = LABELS[lang]
     wb = Workbook()
     wb.remove(wb.active)
@@ -155,7 +199,7 @@ def _write(sheets: dict[str, pd.DataFrame], pipeline: str, path: Path, lang: str
             for i, (metric, value) in enumerate(facts[week].items()):
                 r = 4 + i
                 ws.cell(row=r, column=1, value=metric).border = THIN
-                plan = ws.cell(row=r, column=col)
+                plan = ws.cell(row=r, column=col, value=(plans or {}).get((name, str(metric), str(week))))
                 plan.fill = PLAN_FILL
                 fact = ws.cell(row=r, column=col + 1, value=None if pd.isna(value) else float(value))
                 p, fa = get_column_letter(col), get_column_letter(col + 1)
