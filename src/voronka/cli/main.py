@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from voronka.cli import data, deal, events, import_amocrm, import_bitrix24, importing, pipeline, reports, workspace
+from voronka.cli import (
+    analysis,
+    data,
+    deal,
+    events,
+    import_amocrm,
+    import_bitrix24,
+    importing,
+    pipeline,
+    reports,
+    workspace,
+)
 from voronka.cli._common import State, set_state
 from voronka.settings import Settings
 
@@ -28,6 +39,7 @@ def root(
 
 workspace.register(app)
 reports.register(app)
+analysis.register(app)
 data.register(app)
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(deal.app, name="deal")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from voronka.analytics.stage_funnel import GroupBy, StageFunnelQuery, StageFunnelResult, run_stage_funnel
 from voronka.analytics.stuck import StuckResult, find_stuck
 from voronka.domain.parse import parse_time
 from voronka.store.workspace import WorkspaceStore
+
+if TYPE_CHECKING:
+    from voronka.analytics.diagnosis.diagnose import DiagnosisResult
 
 
 class Workspace(WorkspaceStore):
@@ -48,3 +52,9 @@ class Workspace(WorkspaceStore):
     def stuck(self, pipeline: str | int | None = None, *, now: datetime | None = None) -> StuckResult:
         """Open deals over their stage's SLA with nothing planned ahead."""
         return find_stuck(self, pipeline, now)
+
+    def diagnose(self, pipeline: str | int, **options: Any) -> DiagnosisResult:
+        """The bottleneck, managers on a funnel plot and hints; see :func:`voronka.service.reports.diagnose`."""
+        from voronka.service.reports import diagnose
+
+        return diagnose(self, pipeline, **options)
