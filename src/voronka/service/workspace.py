@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from voronka.analytics.forecast.backtest import BacktestResult
+from voronka.analytics.forecast.forecast import ForecastQuery, ForecastResult
 from voronka.analytics.stage_funnel import GroupBy, StageFunnelQuery, StageFunnelResult, run_stage_funnel
 from voronka.analytics.stuck import StuckResult, find_stuck
 from voronka.domain.parse import parse_time
@@ -48,3 +51,17 @@ class Workspace(WorkspaceStore):
     def stuck(self, pipeline: str | int | None = None, *, now: datetime | None = None) -> StuckResult:
         """Open deals over their stage's SLA with nothing planned ahead."""
         return find_stuck(self, pipeline, now)
+
+    # -- forecast and plans (voronka.service.forecast, voronka.service.plans) -----------------------------
+
+    def forecast(self, pipeline: str | int, **query: Any) -> ForecastResult:
+        """Forecast of the next months; keyword arguments as :class:`voronka.analytics.forecast.ForecastQuery`."""
+        from voronka.service.forecast import forecast
+
+        return forecast(self, pipeline, ForecastQuery(**query))
+
+    def backtest(self, pipeline: str | int, **options: Any) -> BacktestResult:
+        """Rolling-origin backtest of the forecast; options as :func:`voronka.service.forecast.backtest`."""
+        from voronka.service.forecast import backtest
+
+        return backtest(self, pipeline, **options)

@@ -1,0 +1,70 @@
+"""Forecast use cases: read a pipeline's log once, then fit, simulate, backtest or plan on it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import select
+
+from voronka.analytics._log import load_pipeline_log
+from voronka.analytics.forecast.backtest import BacktestResult, run_backtest
+from voronka.analytics.forecast.forecast import ForecastQuery, ForecastResult, run_forecast
+from voronka.analytics.forecast.history import FlowHistory, history_from_log
+from voronka.domain.parse import parse_time
+from voronka.errors import InputError
+from voronka.store.schema import deals, stage_moves
+from voronka.store.types import to_micros
+from voronka.store.workspace import WorkspaceStore
+
+
+def load_history(store: WorkspaceStore, pipeline: str | int) -> FlowHistory:
+    """The pipeline's move log with its deals' amounts, as the forecast models read it."""
+    pipe = store.pipeline(pipeline)
+    log = load_pipeline_log(store, pipe.id)
+    ids = select(stage_moves.c.deal_id).where(stage_moves.c.pipeline_id == pipe.id)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(deals.c.id, deals.c.amount, deals.c.currency).where(deals.c.id.in_(ids))).all()
+    by_id = {int(r.id): (np.nan if r.amount is None else float(r.amount), r.currency) for r in rows}
+    amounts = np.array([by_id.get(int(i), (np.nan, ""))[0] for i in log.deal_id], dtype=np.float64)
+    currencies = sorted({c for _, c in by_id.values() if c})
+    return history_from_log(pipe, log, amounts, "/".join(currencies) or "—")
+
+
+def as_of_micros(as_of: datetime | None) -> int:
+    return to_micros(as_of or datetime.now(UTC))
+
+
+def forecast(store: WorkspaceStore, pipeline: str | int, query: ForecastQuery) -> ForecastResult:
+    """Forecast ``pipeline`` as ``query`` says (the pipeline is looked up and the query checked first)."""
+    if isinstance(query.as_of, str):
+        query = replace(query, as_of=parse_time(query.as_of, what="--as-of date"))
+    query.validate()
+    h = load_history(store, pipeline)
+    result = run_forecast(h, as_of_micros(query.as_of), query)
+    if "/" in h.currency:
+        result.notes.append(
+            f"Deals are in several currencies ({h.currency}) and their amounts are added as they are: "
+            f"conversion by dated rates is not done yet."
+        )
+    return result
+
+
+def backtest(
+    store: WorkspaceStore,
+    pipeline: str | int,
+    *,
+    months: int = 3,
+    paths: int = 2_000,
+    hand: list[float] | None = None,
+    now: datetime | str | None = None,
+    min_history_days: int = 90,
+) -> BacktestResult:
+    """Rolling-origin backtest of the forecast of ``pipeline``; see :mod:`voronka.analytics.forecast.backtest`."""
+    if not 100 <= paths <= 100_000:
+        raise InputError(f"--paths {paths}: use between 100 and 100,000 paths per origin (default 2,000).")
+    if isinstance(now, str):
+        now = parse_time(now, what="--now date")
+    h = load_history(store, pipeline)
+    return run_backtest(h, as_of_micros(now), months=months, paths=paths, hand=hand, min_history_days=min_history_days)
