@@ -12,6 +12,8 @@ from voronka.analytics._log import load_pipeline_log
 from voronka.analytics.forecast.backtest import BacktestResult, run_backtest
 from voronka.analytics.forecast.forecast import ForecastQuery, ForecastResult, run_forecast
 from voronka.analytics.forecast.history import FlowHistory, history_from_log
+from voronka.analytics.forecast.reverse import NeedResult
+from voronka.analytics.forecast.reverse import plan_need as reverse_plan
 from voronka.domain.parse import parse_time
 from voronka.errors import InputError
 from voronka.store.schema import deals, stage_moves
@@ -68,3 +70,22 @@ def backtest(
         now = parse_time(now, what="--now date")
     h = load_history(store, pipeline)
     return run_backtest(h, as_of_micros(now), months=months, paths=paths, hand=hand, min_history_days=min_history_days)
+
+
+def plan_need(
+    store: WorkspaceStore,
+    pipeline: str | int,
+    target: float,
+    *,
+    months: int = 3,
+    confidence: float = 0.8,
+    paths: int = 10_000,
+    as_of: datetime | str | None = None,
+) -> NeedResult:
+    """Leads needed for ``target`` revenue; see :mod:`voronka.analytics.forecast.reverse`."""
+    if isinstance(as_of, str):
+        as_of = parse_time(as_of, what="--as-of date")
+    if not 100 <= paths <= 1_000_000:
+        raise InputError(f"--paths {paths}: use between 100 and 1,000,000 paths (default 10,000).")
+    h = load_history(store, pipeline)
+    return reverse_plan(h, as_of_micros(as_of), target, months=months, confidence=confidence, paths=paths)

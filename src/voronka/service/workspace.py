@@ -7,9 +7,11 @@ from typing import Any
 
 from voronka.analytics.forecast.backtest import BacktestResult
 from voronka.analytics.forecast.forecast import ForecastQuery, ForecastResult
+from voronka.analytics.forecast.reverse import NeedResult
 from voronka.analytics.stage_funnel import GroupBy, StageFunnelQuery, StageFunnelResult, run_stage_funnel
 from voronka.analytics.stuck import StuckResult, find_stuck
 from voronka.domain.parse import parse_time
+from voronka.service.plans import Plan, PlanFactResult
 from voronka.store.workspace import WorkspaceStore
 
 
@@ -65,3 +67,21 @@ class Workspace(WorkspaceStore):
         from voronka.service.forecast import backtest
 
         return backtest(self, pipeline, **options)
+
+    def plan_need(self, pipeline: str | int, target: float, **options: Any) -> NeedResult:
+        """Leads needed for a revenue target; options as :func:`voronka.service.forecast.plan_need`."""
+        from voronka.service.forecast import plan_need
+
+        return plan_need(self, pipeline, target, **options)
+
+    def set_plan(self, metric: str, period: str, start: Any, target: Any, **scope: Any) -> Plan:
+        """Set a plan; see :func:`voronka.service.plans.set_plan`."""
+        from voronka.service.plans import set_plan
+
+        return set_plan(self, metric, period, start, target, **scope)
+
+    def plan_fact(self, period: str = "month", day: Any = None, **options: Any) -> PlanFactResult:
+        """Plan vs fact for a period; see :func:`voronka.service.plans.plan_fact`."""
+        from voronka.service.plans import plan_fact
+
+        return plan_fact(self, period, day, **options)

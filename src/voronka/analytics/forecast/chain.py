@@ -47,13 +47,18 @@ def outlook(p: Params, horizons: tuple[int, ...]) -> Outlook:
     at: dict[int, F64] = {}
     if 0 in horizons:
         at[0] = v.copy()
-    shift = np.minimum(np.arange(ages) + 1, ages - 1)
+    d_won, d_lost = p.d[..., n], p.d[..., n + 1]
     for t in range(1, last + 1):
-        entry = v[:, :, 0, :]
-        moved = np.matmul(d_open, entry).reshape(k, n, ages, f)
-        moved[..., n] += p.d[..., n]
-        moved[..., n + 1] += p.d[..., n + 1]
-        v = q * moved + (1 - q) * v[:, :, shift, :]
+        moved = np.matmul(d_open, v[:, :, 0, :]).reshape(k, n, ages, f)
+        moved[..., n] += d_won
+        moved[..., n + 1] += d_lost
+        stay = np.empty_like(v)  # a day older: age a takes the answer of age a + 1 (the last age keeps its own)
+        stay[:, :, :-1] = v[:, :, 1:]
+        stay[:, :, -1] = v[:, :, -1]
+        moved -= stay
+        moved *= q
+        stay += moved  # q · moved + (1 - q) · stay
+        v = stay
         fresh[:, t] = v[:, :, 0, :]
         if t in horizons:
             at[t] = v

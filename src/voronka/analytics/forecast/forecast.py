@@ -29,7 +29,7 @@ class ForecastQuery:
 
     months: int = 3
     paths: int = 10_000
-    draws: int = 256
+    draws: int = 128  # distinct parameter draws, shared out over the paths
     by: ForecastBy | None = None
     target: float | None = None
     as_of: datetime | None = None

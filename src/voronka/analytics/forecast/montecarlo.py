@@ -72,7 +72,7 @@ def simulate(
     *,
     months: int = 3,
     paths: int = 10_000,
-    draws: int = 256,
+    draws: int = 128,
     by: str | None = None,
     seed: int = 0,
 ) -> Samples:
