@@ -17,7 +17,7 @@ amount as it is now) and owners/sources.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +68,7 @@ class BacktestResult:
     summary: list[BacktestSummary]
     rows: list[BacktestRow]
     definition: str
+    skipped_origins: list[str] = field(default_factory=list)  # too little history before them to fit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,8 +133,13 @@ def run_backtest(
         )
     amount = np.nan_to_num(h.deal_amount)
     rows: list[BacktestRow] = []
+    skipped: list[str] = []
     for i, origin in enumerate(starts):
-        model = fit(h, origin, options)
+        try:
+            model = fit(h, origin, options)
+        except InputError:  # too little history before this origin: later ones may have enough
+            skipped.append(from_micros(origin).date().isoformat())
+            continue
         horizon = sum(to_micros(add_months(from_micros(origin), m)) <= now for m in range(1, months + 1))
         sims = simulate(model, h, months=horizon, paths=paths, draws=128, seed=seed + i)
         rev = sims.revenue.sum(axis=1)  # (paths, months)
@@ -159,6 +165,8 @@ def run_backtest(
                     weighted_pipeline=weighted,
                 )
             )
+    if not rows:
+        fit(h, starts[-1], options)  # raises the error that says what is missing
     return BacktestResult(
         pipeline=h.pipeline,
         currency=h.currency,
@@ -167,6 +175,7 @@ def run_backtest(
         summary=[_summary(rows, m) for m in range(1, months + 1) if any(r.horizon == m for r in rows)],
         rows=rows,
         definition=DEFINITION,
+        skipped_origins=skipped,
     )
 
 
