@@ -51,3 +51,11 @@ def test_backtest_needs_history(ws: Workspace, deals_for: Callable[[dict[str, An
     first = r.rows[0]
     assert (first.horizon, first.actual) == (1, 1000 * len(won_in_february))
     assert first.p10 <= first.p50 <= first.p90
+
+
+def test_deal_odds_for_the_board(ws: Workspace, deals_for: Callable[[dict[str, Any]], list[int]]) -> None:
+    ids = deals_for(small_pipeline())
+    odds = ws.deal_odds("Sales", as_of="2026-04-01")
+    assert sorted(odds["deal_id"]) == sorted(ids[-4:])  # the last four are open, all in Call
+    assert set(odds["stage"]) == {"Call"}
+    assert odds["p_win"].between(0.5, 0.8).all()  # two of three deals that reach Call are won

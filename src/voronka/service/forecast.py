@@ -6,12 +6,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import select
 
 from voronka.analytics._log import load_pipeline_log
 from voronka.analytics.forecast.backtest import BacktestResult, run_backtest
-from voronka.analytics.forecast.forecast import ForecastQuery, ForecastResult, run_forecast
-from voronka.analytics.forecast.history import FlowHistory, history_from_log
+from voronka.analytics.forecast.forecast import ForecastQuery, ForecastResult, deal_p_win, run_forecast
+from voronka.analytics.forecast.history import FlowHistory, history_from_log, open_deals
+from voronka.analytics.forecast.model import fit
 from voronka.analytics.forecast.reverse import NeedResult
 from voronka.analytics.forecast.reverse import plan_need as reverse_plan
 from voronka.domain.parse import parse_time
@@ -89,3 +91,23 @@ def plan_need(
         raise InputError(f"--paths {paths}: use between 100 and 1,000,000 paths (default 10,000).")
     h = load_history(store, pipeline)
     return reverse_plan(h, as_of_micros(as_of), target, months=months, confidence=confidence, paths=paths)
+
+
+def deal_odds(store: WorkspaceStore, pipeline: str | int, as_of: datetime | str | None = None) -> pd.DataFrame:
+    """Every open deal of ``pipeline`` with its data-driven P(win), given its stage and days there (for the board
+    and the deal card): columns ``deal_id, stage, days_in_stage, p_win``."""
+    if isinstance(as_of, str):
+        as_of = parse_time(as_of, what="--as-of date")
+    h = load_history(store, pipeline)
+    at = as_of_micros(as_of)
+    model = fit(h, at)
+    now = open_deals(h.before(at), at)
+    assert h.deal_ids is not None
+    return pd.DataFrame(
+        {
+            "deal_id": h.deal_ids[now.index],
+            "stage": [h.stages[s] for s in now.stage],
+            "days_in_stage": now.age_days,
+            "p_win": deal_p_win(model, now.stage, now.age_days),
+        }
+    )

@@ -68,6 +68,12 @@ class Workspace(WorkspaceStore):
 
         return backtest(self, pipeline, **options)
 
+    def deal_odds(self, pipeline: str | int, as_of: datetime | str | None = None) -> Any:
+        """Open deals with their data-driven P(win) (a DataFrame); see :func:`voronka.service.forecast.deal_odds`."""
+        from voronka.service.forecast import deal_odds
+
+        return deal_odds(self, pipeline, as_of)
+
     def plan_need(self, pipeline: str | int, target: float, **options: Any) -> NeedResult:
         """Leads needed for a revenue target; options as :func:`voronka.service.forecast.plan_need`."""
         from voronka.service.forecast import plan_need

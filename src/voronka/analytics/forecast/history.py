@@ -44,6 +44,7 @@ class FlowHistory:
     deal_amount: F64
     currency: str
     groups: dict[str, tuple[I64, list[str]]] = field(default_factory=dict)
+    deal_ids: I64 | None = None  # the workspace's deal id of each deal index, when read from a workspace
 
     @property
     def n(self) -> int:
@@ -66,6 +67,7 @@ class FlowHistory:
             self.deal_amount,
             self.currency,
             self.groups,
+            self.deal_ids,
         )
 
 
@@ -95,6 +97,7 @@ def history_from_log(pipe: Pipeline, log: PipelineLog, amounts: F64, currency: s
         deal_amount=amounts,
         currency=currency,
         groups={"owner": (owner_codes, owners), "source": (source_codes, sources)},
+        deal_ids=log.deal_id,
     )
 
 
