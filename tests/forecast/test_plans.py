@@ -129,3 +129,69 @@ def test_plan_cli(cli: Run, sales: None) -> None:
 def test_plan_bad_input(cli: Run, sales: None, args: tuple[str, ...], message: str) -> None:
     result = cli(*args, code=1)
     assert result.stderr.startswith("Error: ") and message in result.stderr
+
+
+def with_dollars(scenario: dict[str, Any]) -> dict[str, Any]:
+    """The small pipeline with every fourth deal in USD (amount 10) instead of 1000 RUB."""
+    for i, deal in enumerate(scenario["deals"]):
+        if i % 4 == 1:
+            deal.update(amount="10", currency="USD")
+    return scenario
+
+
+def test_revenue_in_another_currency_is_converted_at_the_days_rate(ws: Workspace, deals_for: Scenario) -> None:
+    deals_for(with_dollars(small_pipeline()))
+    ws.set_plan("revenue", "month", "2026-02", 12000, currency="RUB")
+    # February wins: deals 10, 11, 13, 14, 16, 17 (day 3i + 6); the USD ones (i % 4 == 1) are 13 (day 45 =
+    # Feb 15) and 17 (day 57 = Feb 27). Before Feb 15 there are no dollars: 2000 RUB and nothing skipped.
+    r = ws.plan_fact("month", "2026-02", now="2026-02-15")
+    assert r.rows[0].fact == 2000 and r.skipped_other_currency == 0
+    # Over the whole month, without a rate the two USD wins are left out and counted; with one, converted.
+    r = ws.plan_fact("month", "2026-02", now="2026-03-01")
+    assert r.skipped_other_currency == 2
+    from voronka.service.rates import set_rate
+
+    set_rate(ws, "USD", "RUB", 90, "2026-02-01")
+    set_rate(ws, "USD", "RUB", 100, "2026-02-28")  # after both wins: not used for them
+    r = ws.plan_fact("month", "2026-02", now="2026-03-01")
+    team = r.rows[0]
+    assert r.skipped_other_currency == 0
+    won = [i for i in range(26) if i % 3 and 31 <= 3 * i + 6 < 59]  # deals won in February
+    rub = sum(1000 for i in won if i % 4 != 1)
+    usd = sum(10 for i in won if i % 4 == 1)
+    assert team.fact == pytest.approx(rub + 90 * usd)
+
+
+def test_forecast_converts_to_one_currency_or_says_which_rate_is_missing(ws: Workspace, deals_for: Scenario) -> None:
+    deals_for(with_dollars(small_pipeline()))
+    with pytest.raises(InputError, match=r"No USD → RUB rate on or before 2026-04-01: add one with voronka rates set"):
+        ws.forecast("Sales", as_of="2026-04-01", paths=500)
+    from voronka.service.rates import set_rate
+
+    set_rate(ws, "RUB", "USD", 0.01, "2026-01-01")  # the inverse pair is used when it is the one known
+    r = ws.forecast("Sales", as_of="2026-04-01", paths=500)
+    assert r.currency == "RUB"
+    open_ids = range(26, 30)
+    assert r.groups[0].open_amount == pytest.approx(sum(10 * 100 if i % 4 == 1 else 1000 for i in open_ids))
+    usd = ws.forecast("Sales", as_of="2026-04-01", paths=500, currency="USD")
+    assert usd.currency == "USD" and usd.groups[0].open_amount == pytest.approx(r.groups[0].open_amount / 100)
+
+
+def test_rates_cli(cli: Run, sales: None, tmp_path: Any) -> None:
+    cli("rates", "set", "USD", "RUB", "92.5", "--day", "2026-01-01")
+    f = tmp_path / "rates.csv"
+    f.write_text("date,currency,rate\n2026-02-01,USD,95\n2026-02-01,EUR,101,5\n".replace("101,5", '"101,5"'))
+    assert "Imported 2 rates" in cli("rates", "import", str(f), "--quote", "RUB").stdout
+    listed = json.loads(cli("rates", "list", "-f", "json").stdout)
+    assert {(r["currency"], r["day"], r["rate"]) for r in listed} == {
+        ("EUR", "2026-02-01", 101.5),
+        ("USD", "2026-01-01", 92.5),
+        ("USD", "2026-02-01", 95.0),
+    }
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,currency,rate\n2026-03-01,USD,95\n2026-03-01,EUR,lots\n")
+    result = cli("rates", "import", str(bad), "--quote", "RUB", code=1)
+    assert "row 3, column 'rate': value 'lots'" in result.stderr
+    assert len(json.loads(cli("rates", "list", "-f", "json").stdout)) == 3  # nothing of the bad file landed
+    assert "Malformed currency 'dollars'" in cli("rates", "set", "dollars", "RUB", "1", code=1).stderr
+    assert "must be positive" in cli("rates", "set", "USD", "RUB", "0", code=1).stderr

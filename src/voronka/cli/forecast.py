@@ -54,11 +54,14 @@ def run(
     paths: int = typer.Option(10_000, "--paths", help="Monte Carlo paths."),
     as_of: str = typer.Option(None, "--as-of", help="Forecast as of this date (ISO); default now."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same numbers."),
+    currency: str = typer.Option(None, "--currency", help="Report amounts in this currency (dated rates)."),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """Forecast PIPELINE: revenue, deals won, new deals and stage occupancy per month, p10/p50/p90."""
     amount = None if target is None else float(parse_amount(target, what="--target"))
-    result = workspace().forecast(pipeline, months=months, by=by, paths=paths, target=amount, as_of=as_of, seed=seed)
+    result = workspace().forecast(
+        pipeline, months=months, by=by, paths=paths, target=amount, as_of=as_of, seed=seed, currency=currency
+    )
     if fmt is Format.json:
         return print_json(result.to_dict())
     if fmt is Format.csv:

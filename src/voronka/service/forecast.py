@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -18,41 +19,51 @@ from voronka.analytics.forecast.reverse import NeedResult
 from voronka.analytics.forecast.reverse import plan_need as reverse_plan
 from voronka.domain.parse import parse_time
 from voronka.errors import InputError
+from voronka.service.rates import load_rates
 from voronka.store.schema import deals, stage_moves
 from voronka.store.types import to_micros
 from voronka.store.workspace import WorkspaceStore
 
 
-def load_history(store: WorkspaceStore, pipeline: str | int) -> FlowHistory:
-    """The pipeline's move log with its deals' amounts, as the forecast models read it."""
+def load_history(
+    store: WorkspaceStore, pipeline: str | int, *, currency: str | None = None, as_of: datetime | None = None
+) -> FlowHistory:
+    """The pipeline's move log with its deals' amounts, as the forecast models read it.
+
+    Amounts are in one reporting currency: ``currency``, else the one most of the pipeline's deals use; amounts in
+    others are converted at the latest dated rate on or before ``as_of`` (default today), and a missing rate is an
+    error that says which one to add.
+    """
     pipe = store.pipeline(pipeline)
     log = load_pipeline_log(store, pipe.id)
     ids = select(stage_moves.c.deal_id).where(stage_moves.c.pipeline_id == pipe.id)
     with store.engine.connect() as conn:
         rows = conn.execute(select(deals.c.id, deals.c.amount, deals.c.currency).where(deals.c.id.in_(ids))).all()
-    by_id = {int(r.id): (np.nan if r.amount is None else float(r.amount), r.currency) for r in rows}
-    amounts = np.array([by_id.get(int(i), (np.nan, ""))[0] for i in log.deal_id], dtype=np.float64)
-    currencies = sorted({c for _, c in by_id.values() if c})
-    return history_from_log(pipe, log, amounts, "/".join(currencies) or "—")
+    counts = Counter(r.currency for r in rows)
+    report = currency.strip().upper() if currency else (counts.most_common(1)[0][0] if counts else "—")
+    day = (as_of or datetime.now(UTC)).date()
+    factor: dict[str, float] = {}
+    if set(counts) - {report}:
+        rates = load_rates(store)
+        factor = {c: rates.rate(c, report, day) for c in counts if c != report}
+    by_id = {int(r.id): np.nan if r.amount is None else float(r.amount) * factor.get(r.currency, 1.0) for r in rows}
+    amounts = np.array([by_id.get(int(i), np.nan) for i in log.deal_id], dtype=np.float64)
+    return history_from_log(pipe, log, amounts, report)
 
 
 def as_of_micros(as_of: datetime | None) -> int:
     return to_micros(as_of or datetime.now(UTC))
 
 
-def forecast(store: WorkspaceStore, pipeline: str | int, query: ForecastQuery) -> ForecastResult:
+def forecast(
+    store: WorkspaceStore, pipeline: str | int, query: ForecastQuery, currency: str | None = None
+) -> ForecastResult:
     """Forecast ``pipeline`` as ``query`` says (the pipeline is looked up and the query checked first)."""
     if isinstance(query.as_of, str):
         query = replace(query, as_of=parse_time(query.as_of, what="--as-of date"))
     query.validate()
-    h = load_history(store, pipeline)
-    result = run_forecast(h, as_of_micros(query.as_of), query)
-    if "/" in h.currency:
-        result.notes.append(
-            f"Deals are in several currencies ({h.currency}) and their amounts are added as they are: "
-            f"conversion by dated rates is not done yet."
-        )
-    return result
+    h = load_history(store, pipeline, currency=currency, as_of=query.as_of)
+    return run_forecast(h, as_of_micros(query.as_of), query)
 
 
 def backtest(

@@ -10,8 +10,9 @@ Terms:
 - **% done** = fact so far / target; **run rate** = fact / elapsed share of the period, the fact the period ends
   with if it goes on at the same pace.
 
-Amounts in another currency than the plan's are not converted (no dated rates yet): they are left out of the
-fact and counted in ``skipped_other_currency``.
+Amounts in another currency than the plan's are converted at the rate of the day of the win (see
+:mod:`voronka.service.rates`); wins whose currency has no rate on or before that day are left out of the fact and
+counted in ``skipped_other_currency``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import and_, select
 
 from voronka.domain.parse import parse_amount, parse_time
 from voronka.errors import InputError
+from voronka.service.rates import Rates, load_rates
 from voronka.store.schema import activities, deals, pipelines, plans, stage_moves, stages, users
 from voronka.store.workspace import WorkspaceStore
 
@@ -194,13 +196,14 @@ def plan_fact(
         ).all()
     wanted = [p for p in found if pipe is None or p.pipeline in ("", pipe)]
     facts = _facts(store, lo, min(hi, at))
+    rates = load_rates(store)
     rows, weeks = [], []
     skipped = 0
     for p in wanted:
         df = _scope(facts, p.metric, p.pipeline, p.owner)
         if p.metric == "revenue":
-            skipped += int((df["currency"] != p.currency).sum())
-            df = df[df["currency"] == p.currency]
+            df, missing = _in_currency(df, p.currency, rates)
+            skipped += missing
         rows.append(_row(p.metric, p.pipeline, p.owner, float(p.target), p.currency, df, elapsed))
         weeks += _weeks(p.metric, p.pipeline, p.owner, float(p.target), df, a, min(b, at.date() + timedelta(days=1)), b)
     # Managers side by side: every manager with a fact in a planned team metric gets a row, planned or not.
@@ -212,9 +215,23 @@ def plan_fact(
         for who in sorted(set(df["owner"]) - planned):
             mine = df[df["owner"] == who]
             if p.metric == "revenue":
-                mine = mine[mine["currency"] == p.currency]
+                mine = _in_currency(mine, p.currency, rates)[0]
             rows.append(_row(p.metric, p.pipeline, who, None, p.currency, mine, elapsed))
     return PlanFactResult(period, a.isoformat(), b.isoformat(), at.isoformat(), elapsed, rows, weeks, skipped)
+
+
+def _in_currency(df: pd.DataFrame, currency: str, rates: Rates) -> tuple[pd.DataFrame, int]:
+    """Revenue facts converted to ``currency`` at their day's rate; those with no rate are dropped and counted."""
+    values, keep = [], []
+    for value, cur, at in zip(df["value"], df["currency"], df["at"], strict=True):
+        try:
+            values.append(rates.convert(value, cur, currency, at))
+            keep.append(True)
+        except InputError:
+            values.append(0.0)
+            keep.append(False)
+    out = df.assign(value=values)[keep] if len(df) else df
+    return out, len(df) - int(sum(keep))
 
 
 def _utc(d: date) -> datetime:

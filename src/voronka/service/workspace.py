@@ -56,11 +56,12 @@ class Workspace(WorkspaceStore):
 
     # -- forecast and plans (voronka.service.forecast, voronka.service.plans) -----------------------------
 
-    def forecast(self, pipeline: str | int, **query: Any) -> ForecastResult:
-        """Forecast of the next months; keyword arguments as :class:`voronka.analytics.forecast.ForecastQuery`."""
+    def forecast(self, pipeline: str | int, *, currency: str | None = None, **query: Any) -> ForecastResult:
+        """Forecast of the next months in ``currency`` (default: the pipeline's main one); other keyword arguments
+        as :class:`voronka.analytics.forecast.ForecastQuery`."""
         from voronka.service.forecast import forecast
 
-        return forecast(self, pipeline, ForecastQuery(**query))
+        return forecast(self, pipeline, ForecastQuery(**query), currency)
 
     def backtest(self, pipeline: str | int, **options: Any) -> BacktestResult:
         """Rolling-origin backtest of the forecast; options as :func:`voronka.service.forecast.backtest`."""

@@ -180,3 +180,15 @@ plans = Table(
     Column("updated_at", UTCTime, nullable=False),
     UniqueConstraint("metric", "period", "start", "pipeline", "owner", name="uq_plans_scope"),
 )
+
+# Dated exchange rates: on ``day`` and after (until the next rate), 1 ``currency`` = ``rate`` ``quote``.
+currency_rates = Table(
+    "currency_rates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("quote", String(3), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("rate", Float, nullable=False),
+    UniqueConstraint("currency", "quote", "day", name="uq_currency_rates_day"),
+)

@@ -1,4 +1,4 @@
-"""plans: targets per metric, period, pipeline and manager
+"""plans: targets per metric, period, pipeline and manager; dated currency rates
 
 Revision ID: 0004_plans
 Revises: 0002
@@ -30,7 +30,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_plans')),
     sa.UniqueConstraint('metric', 'period', 'start', 'pipeline', 'owner', name='uq_plans_scope')
     )
+    op.create_table('currency_rates',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('quote', sa.String(length=3), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('rate', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_currency_rates')),
+    sa.UniqueConstraint('currency', 'quote', 'day', name='uq_currency_rates_day')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('currency_rates')
     op.drop_table('plans')
