@@ -10,12 +10,12 @@ import pytest
 from tests.cli.conftest import Run, runner_for
 
 
-def small_pipeline(deals: int = 30) -> dict[str, Any]:
-    """``deals`` deals a few days apart from 2026-01-01 in Request → Call → Contract: every third one is lost at
-    Call after 2 days, the others are won 5 days after the Call; the last four are still open."""
+def small_pipeline(deals: int = 30, start: date = date(2026, 1, 1)) -> dict[str, Any]:
+    """``deals`` deals three days apart from ``start`` in Request → Call → Contract: every third one is lost at Call
+    after 2 days, the others are won 5 days after the Call; the last four are still open."""
     items = []
     for i in range(deals):
-        day = date(2026, 1, 1) + timedelta(days=3 * i)
+        day = start + timedelta(days=3 * i)
         path: list[tuple[str, ...]] = [("Request", day.isoformat()), ("Call", (day + timedelta(days=1)).isoformat())]
         if i < deals - 4:
             if i % 3 == 0:

@@ -57,6 +57,8 @@ def test_plan_vs_fact_by_hand(ws: Workspace, deals_for: Scenario) -> None:
     assert (anna.metric, anna.fact, anna.target) == ("won", 1, 3)
     boris = next(row for row in r.rows if row.owner == "Boris" and row.metric == "revenue")
     assert boris.target is None and boris.fact == 1000  # side by side, with no plan of his own
+    side_by_side = [row.fact for row in r.rows if row.metric == "revenue" and row.owner != "(team)"]
+    assert sum(side_by_side) == team.fact  # the managers add up to the team
     weeks = [w for w in r.weeks if w.metric == "revenue"]
     assert [w.week_start for w in weeks] == ["2026-02-01", "2026-02-02", "2026-02-09"]  # ISO weeks, cut at Feb 1
     assert [w.fact for w in weeks] == [0, 1000, 1000]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import pytest
@@ -59,3 +60,27 @@ def test_deal_odds_for_the_board(ws: Workspace, deals_for: Callable[[dict[str, A
     assert sorted(odds["deal_id"]) == sorted(ids[-4:])  # the last four are open, all in Call
     assert set(odds["stage"]) == {"Call"}
     assert odds["p_win"].between(0.5, 0.8).all()  # two of three deals that reach Call are won
+
+
+def test_snapshot_deals_are_flagged_in_every_report(
+    ws: Workspace, deals_for: Callable[[dict[str, Any]], list[int]]
+) -> None:
+    from sqlalchemy import update
+
+    from voronka.store.schema import deals
+
+    ids = deals_for(small_pipeline())
+    with ws.transaction() as conn:
+        conn.execute(update(deals).where(deals.c.id.in_(ids[:5])).values(snapshot=True))
+    r = ws.forecast("Sales", as_of="2026-04-01", paths=500)
+    assert any("5 of the 30 deals come from a snapshot import" in note for note in r.notes)
+    b = ws.backtest("Sales", now="2026-06-01", paths=300, min_history_days=30)
+    assert any("snapshot import" in note for note in b.notes)
+
+
+def test_backtest_skips_origins_it_cannot_fit(ws: Workspace, deals_for: Callable[[dict[str, Any]], list[int]]) -> None:
+    deals_for(small_pipeline(start=date(2026, 1, 25)))
+    # Feb 1: a week of history, 5 finished stays (< 10): skipped; Mar 1 and Apr 1 have enough.
+    r = ws.backtest("Sales", now="2026-05-01", paths=300, min_history_days=1, months=1)
+    assert r.skipped_origins == ["2026-02-01"]
+    assert [row.origin for row in r.rows] == ["2026-03-01", "2026-04-01"]

@@ -170,5 +170,7 @@ def render_backtest(r: BacktestResult) -> None:
     c.print(rows)
     if r.skipped_origins:
         c.print(f"Skipped (too little history before them): {', '.join(r.skipped_origins)}")
+    for note in r.notes:
+        c.print(f"[yellow]Note:[/yellow] {escape(note)}")
     hand = ", ".join(f"{k} {v:.0%}" for k, v in r.hand_probabilities.items())
     c.print(f"[dim]{escape(r.definition)} Hand-set probabilities: {escape(hand)}.[/dim]")

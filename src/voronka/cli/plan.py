@@ -30,7 +30,8 @@ def set_(
     p = workspace().set_plan(metric, period, start, target, pipeline=pipeline, owner=owner, currency=currency)
     who = p.owner or "the team"
     where = p.pipeline or "all pipelines"
-    out().print(f"Plan set: {p.metric} {money(p.target)} {p.currency} for {p.period} {p.start}–{p.end}, {who}, {where}")
+    amount = f"{money(p.target)} {p.currency}".strip()
+    out().print(f"Plan set: {p.metric} {amount} for {p.period} {p.start}–{p.end}, {who}, {where}")
 
 
 @app.command("show")

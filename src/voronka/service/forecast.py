@@ -38,7 +38,9 @@ def load_history(
     log = load_pipeline_log(store, pipe.id)
     ids = select(stage_moves.c.deal_id).where(stage_moves.c.pipeline_id == pipe.id)
     with store.engine.connect() as conn:
-        rows = conn.execute(select(deals.c.id, deals.c.amount, deals.c.currency).where(deals.c.id.in_(ids))).all()
+        rows = conn.execute(
+            select(deals.c.id, deals.c.amount, deals.c.currency, deals.c.snapshot).where(deals.c.id.in_(ids))
+        ).all()
     counts = Counter(r.currency for r in rows)
     report = currency.strip().upper() if currency else (counts.most_common(1)[0][0] if counts else "—")
     day = (as_of or datetime.now(UTC)).date()
@@ -48,7 +50,15 @@ def load_history(
         factor = {c: rates.rate(c, report, day) for c in counts if c != report}
     by_id = {int(r.id): np.nan if r.amount is None else float(r.amount) * factor.get(r.currency, 1.0) for r in rows}
     amounts = np.array([by_id.get(int(i), np.nan) for i in log.deal_id], dtype=np.float64)
-    return history_from_log(pipe, log, amounts, report)
+    h = history_from_log(pipe, log, amounts, report)
+    snapshots = sum(1 for r in rows if r.snapshot)
+    if snapshots:
+        h.notes.append(
+            f"{snapshots} of the {len(rows)} deals come from a snapshot import: only their creation and their current "
+            f"stage are known, not the moves between, so their times in stage are not real and the model learns "
+            f"little from them."
+        )
+    return h
 
 
 def as_of_micros(as_of: datetime | None) -> int:

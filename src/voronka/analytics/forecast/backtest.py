@@ -69,6 +69,7 @@ class BacktestResult:
     rows: list[BacktestRow]
     definition: str
     skipped_origins: list[str] = field(default_factory=list)  # too little history before them to fit
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,6 +177,7 @@ def run_backtest(
         rows=rows,
         definition=DEFINITION,
         skipped_origins=skipped,
+        notes=list(h.notes),
     )
 
 

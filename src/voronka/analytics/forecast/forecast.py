@@ -177,7 +177,7 @@ def run_forecast(h: FlowHistory, as_of: int, query: ForecastQuery, options: FitO
             GroupForecast(by.labels[i], int(by.open_count[i]), float(by.open_amount[i]), _months(by, model, int(i)))
             for i in order
         ]
-    notes = list(model.notes)
+    notes = list(h.notes) + list(model.notes)
     if sims.missing_amounts:
         notes.append(f"{sims.missing_amounts} open deals have no amount: counted at the mean won amount.")
     p_target = None

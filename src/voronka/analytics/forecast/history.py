@@ -45,6 +45,7 @@ class FlowHistory:
     currency: str
     groups: dict[str, tuple[I64, list[str]]] = field(default_factory=dict)
     deal_ids: I64 | None = None  # the workspace's deal id of each deal index, when read from a workspace
+    notes: list[str] = field(default_factory=list)  # what the reader found that every report should say
 
     @property
     def n(self) -> int:
@@ -68,6 +69,7 @@ class FlowHistory:
             self.currency,
             self.groups,
             self.deal_ids,
+            self.notes,
         )
 
 

@@ -129,7 +129,7 @@ def plan_need(
 
     rate_now = model.weekly_inflow() / 7
     needed = _bisect(reach, confidence, hi=max(rate_now, 1.0))
-    notes = list(model.notes)
+    notes = list(h.notes) + list(model.notes)
     if needed is None:
         notes.append("Even 100 times today's inflow does not reach the target with that confidence.")
     entry_w = _entry_curve(mean_params(model), days)
