@@ -111,6 +111,7 @@ class Stays:
     days: F64
     exited: NDArray[np.bool_]
     dest: I64  # the destination category of an exit; -1 when censored
+    deal: I64  # the deal index of the stay
 
 
 def stays(h: FlowHistory, as_of: int) -> Stays:
@@ -128,6 +129,7 @@ def stays(h: FlowHistory, as_of: int) -> Stays:
         days=(end[keep] - at[keep]) / DAY_US,
         exited=has_next[keep],
         dest=dest[keep],
+        deal=deal[keep],
     )
 
 

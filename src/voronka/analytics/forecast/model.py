@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from voronka.analytics.forecast.history import DAY_US, FlowHistory, entries, first_time, stays, wins
+from voronka.analytics.forecast.history import DAY_US, FlowHistory, Stays, entries, first_time, stays, wins
 from voronka.errors import InputError
 
 I64 = NDArray[np.int64]
@@ -100,7 +100,7 @@ def fit(h: FlowHistory, as_of: int, options: FitOptions | None = None) -> FlowMo
     """Fit the flow model on the log ``h`` as it stood at ``as_of`` (microseconds since the epoch)."""
     opt = options or FitOptions()
     h = h.before(as_of)
-    n, f = h.n, h.n + 2
+    n = h.n
     st = stays(h, as_of)
     total_exits = int(st.exited.sum())
     if total_exits < opt.min_exits:
@@ -119,22 +119,9 @@ def fit(h: FlowHistory, as_of: int, options: FitOptions | None = None) -> FlowMo
     edges = [_edges(st.days[(st.stage == s) & st.exited], opt, simple) for s in range(n)]
     ages = max(max(e[-1] for e in edges), 0) + 1
     bmax = max(len(e) for e in edges)
-    bucket_of = np.zeros((n, ages), dtype=np.int64)
-    exits = np.zeros((n, bmax))
-    exposure = np.zeros((n, bmax))
-    dest = np.zeros((n, bmax, f))
+    bucket_of, exits, exposure, dest = _tabulate(st, edges, ages, bmax, n)
     for s in range(n):
-        e = np.array(edges[s], dtype=np.float64)
-        bucket_of[s] = np.searchsorted(e, np.arange(ages), side="right") - 1
-        mine = st.stage == s
-        days = st.days[mine]
-        upper = np.r_[e[1:], np.inf]
-        exposure[s, : len(e)] = np.clip(days[:, None] - e[None, :], 0, upper - e).sum(axis=0)
-        out = st.exited[mine]
-        b = np.searchsorted(e, np.floor(days[out]), side="right") - 1
-        np.add.at(exits[s], b, 1.0)
-        np.add.at(dest[s], (b, st.dest[mine][out]), 1.0)
-        if not mine.any():
+        if not (st.stage == s).any():
             notes.append(f"Stage {h.stages[s]!r} has no history: its rates are the pipeline's average.")
     all_rate = (exits.sum() + 1) / (exposure.sum() + 1)
     stage_hazard = (exits.sum(axis=1) + 1) / (exposure.sum(axis=1) + 1 / all_rate)
@@ -167,6 +154,26 @@ def fit(h: FlowHistory, as_of: int, options: FitOptions | None = None) -> FlowMo
         won_deals_=won,
         options=opt,
     )
+
+
+def _tabulate(st: Stays, edges: list[list[int]], ages: int, bmax: int, n: int) -> tuple[I64, F64, F64, F64]:
+    """Per (stage, age bucket): the bucket of each age, exits, days of exposure, exits to each destination."""
+    bucket_of = np.zeros((n, ages), dtype=np.int64)
+    exits = np.zeros((n, bmax))
+    exposure = np.zeros((n, bmax))
+    dest = np.zeros((n, bmax, n + 2))
+    for s in range(n):
+        e = np.array(edges[s], dtype=np.float64)
+        bucket_of[s] = np.searchsorted(e, np.arange(ages), side="right") - 1
+        mine = st.stage == s
+        days = st.days[mine]
+        upper = np.r_[e[1:], np.inf]
+        exposure[s, : len(e)] = np.clip(days[:, None] - e[None, :], 0, upper - e).sum(axis=0)
+        out = st.exited[mine]
+        b = np.searchsorted(e, np.floor(days[out]), side="right") - 1
+        np.add.at(exits[s], b, 1.0)
+        np.add.at(dest[s], (b, st.dest[mine][out]), 1.0)
+    return bucket_of, exits, exposure, dest
 
 
 def _edges(exit_days: F64, opt: FitOptions, simple: bool) -> list[int]:
@@ -214,6 +221,11 @@ def _dirichlet(rng: np.random.Generator, alpha: F64, mask: NDArray[np.bool_]) ->
 
 def draw_params(model: FlowModel, k: int, rng: np.random.Generator) -> Params:
     """``k`` draws of the parameters from their posterior (parameter uncertainty)."""
+    return _expand(model, *_draw_raw(model, k, rng))
+
+
+def _draw_raw(model: FlowModel, k: int, rng: np.random.Generator) -> tuple[F64, F64, F64, F64]:
+    """Posterior draws per (stage, bucket): hazards (k, n, B), destinations (k, n, B, F), entry, inflow rate."""
     n, f = model.n, model.n_final
     prior_rate = model.options.prior_exits / model.stage_hazard_[:, None]
     hazard = rng.gamma(
@@ -226,7 +238,34 @@ def draw_params(model: FlowModel, k: int, rng: np.random.Generator) -> Params:
     d = _dirichlet(rng, alpha, np.broadcast_to(mask[:, None, :], alpha.shape))
     entry = _dirichlet(rng, np.broadcast_to(0.5 + model.entry_counts_, (k, n)), np.ones((k, n), dtype=bool))
     rate = rng.gamma(0.5 + len(model.entry_deals_), 1.0, size=k) / max(model.inflow_days_, 1.0)
-    return _expand(model, hazard, d, entry, rate)
+    return hazard, d, entry, rate
+
+
+# Groups (owners, sources) get rates of their own, shrunk towards the pipeline's with the weight of this many
+# exits per (stage, bucket): a manager with little history forecasts like the pipeline, one with much like himself.
+GROUP_PRIOR_EXITS = 10.0
+GROUP_PRIOR_DEST = 20.0
+
+
+def draw_group_params(
+    model: FlowModel, h: FlowHistory, codes: I64, groups: int, k: int, rng: np.random.Generator
+) -> list[Params]:
+    """``k`` draws of each group's parameters: per draw, the pipeline's draw is the prior of every group's
+    (hierarchical shrinkage), updated with the group's own exits and exposure."""
+    hazard, d, entry, rate = _draw_raw(model, k, rng)
+    st = stays(h.before(model.as_of), model.as_of)
+    bmax = model.exits_.shape[1]
+    mask = np.broadcast_to(_dest_mask(model.n)[:, None, :], d.shape[1:])
+    out = []
+    for g in range(groups):
+        mine = codes[st.deal] == g
+        part = Stays(st.stage[mine], st.days[mine], st.exited[mine], st.dest[mine], st.deal[mine])
+        _, exits, exposure, dest = _tabulate(part, model.edges_, model.ages, bmax, model.n)
+        h_g = rng.gamma(GROUP_PRIOR_EXITS + exits, 1.0 / (GROUP_PRIOR_EXITS / hazard + exposure))
+        alpha = GROUP_PRIOR_DEST * d + dest[None]
+        d_g = _dirichlet(rng, alpha, np.broadcast_to(mask, alpha.shape))
+        out.append(_expand(model, h_g, d_g, entry, rate))
+    return out
 
 
 def mean_params(model: FlowModel) -> Params:

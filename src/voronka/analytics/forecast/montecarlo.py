@@ -25,9 +25,9 @@ from datetime import datetime
 import numpy as np
 from numpy.typing import NDArray
 
-from voronka.analytics.forecast.chain import outlook
+from voronka.analytics.forecast.chain import Outlook, outlook
 from voronka.analytics.forecast.history import DAY_US, FlowHistory, open_deals
-from voronka.analytics.forecast.model import FlowModel, draw_params
+from voronka.analytics.forecast.model import FlowModel, Params, draw_group_params, draw_params
 from voronka.store.types import from_micros, to_micros
 
 F64 = NDArray[np.float64]
@@ -82,32 +82,37 @@ def simulate(
     bounds = month_bounds(as_of, months)
     horizons = tuple(int(round((b - as_of) / DAY_US)) for b in bounds[1:])
     k = max(1, min(draws, paths))
-    params = draw_params(model, k, rng)
-    view = outlook(params, horizons)
     codes, labels = _groups(h, by)
+    g = len(labels)
+    if by is None:
+        group_params = [draw_params(model, k, rng)]
+    else:
+        group_params = draw_group_params(model, h, codes, g, k, rng)
+    views = [outlook(p, horizons) for p in group_params]
     now = open_deals(h.before(as_of), as_of)
     amounts = h.deal_amount[now.index]
     missing = int(np.isnan(amounts).sum())
     fill = float(model.won_amounts_.mean()) if len(model.won_amounts_) else 0.0
     amounts = np.where(np.isnan(amounts), fill, amounts)
     cells = _cells(codes[now.index], now.stage, now.age_days, amounts, model.ages)
-    g = len(labels)
     n = model.n
     rev = np.zeros((paths, g, months))
     won = np.zeros((paths, g, months))
     new = np.zeros((paths, g, months))
     occ = np.zeros((paths, g, months, n))
     draw_of = np.arange(paths) % k
-    # Per draw: the probability that a cell's deal is won by each horizon, and its category at each horizon.
-    won_by = np.stack([a[:, cells.stage, cells.age, n] for a in view.at], axis=-1)  # (k, C, M)
+    # Per draw: the probability that a cell's deal is won by each horizon (under its group's parameters).
+    won_by = np.zeros((k, len(cells.n), months))
+    for i, view in enumerate(views):
+        sel = np.flatnonzero(cells.group == i)
+        won_by[:, sel] = np.stack([a[:, cells.stage[sel], cells.age[sel], n] for a in view.at], axis=-1)
     onehot = np.zeros((len(cells.n), g))
     onehot[np.arange(len(cells.n)), cells.group] = 1.0
-    occ_mean, occ_var = _occupancy(view.at, cells, onehot, n)  # (k, G, M, n)
+    occ_mean, occ_var = _occupancy([v.at for v in views], cells, onehot, n)  # (k, G, M, n)
     entry_rates = _group_rates(model, codes, g, k, rng)  # (k, G)
-    fresh = np.einsum("ks,ktsj->ktj", params.entry, view.fresh)  # (k, T+1, F)
-    cum = np.cumsum(fresh[:, 1:, :], axis=1)  # Σ_{τ=1..t}
-    cum_at = np.stack([cum[:, t - 1] if t > 0 else np.zeros_like(cum[:, 0]) for t in horizons], axis=1)  # (k,M,F)
-    new_won = np.diff(np.concatenate([np.zeros((k, 1)), cum_at[:, :, n]], axis=1), axis=1)  # (k, M)
+    cum_at = np.stack([_fresh_by_horizon(p, v, horizons) for p, v in zip(group_params, views, strict=True)], axis=1)
+    won_at = np.concatenate([np.zeros((k, g, 1)), cum_at[..., n]], axis=2)
+    new_won = np.diff(won_at, axis=2)  # (k, G, M): expected wins in each month per new deal a day
     days = np.diff(np.r_[0, horizons]).astype(np.float64)
     pools = _amount_pools(model, h, codes, g)
     block = max(1, _CHUNK_CELLS // max(len(cells.n), 1))
@@ -118,11 +123,11 @@ def simulate(
         won[sl] += np.einsum("pcm,cg->pgm", kw, onehot)
         rev[sl] += np.einsum("pcm,cg->pgm", kr, onehot)
         lam = entry_rates[kd]  # (B, G)
-        nw = rng.poisson(lam[:, :, None] * new_won[kd][:, None, :])
+        nw = rng.poisson(lam[:, :, None] * new_won[kd])
         won[sl] += nw
         rev[sl] += _new_revenue(rng, nw, pools)
         new[sl] = rng.poisson(lam[:, :, None] * days[None, None, :])
-        occ_new = rng.poisson(lam[:, :, None, None] * cum_at[kd][:, None, :, :n])
+        occ_new = rng.poisson(lam[:, :, None, None] * cum_at[kd][..., :n])
         z = rng.standard_normal(occ_new.shape)
         occ[sl] = np.maximum(np.round(occ_mean[kd] + z * np.sqrt(occ_var[kd])), 0) + occ_new
     return Samples(
@@ -189,14 +194,25 @@ def _open_wins(rng: np.random.Generator, cells: _Cells, won_by: F64) -> tuple[F6
     return wins, np.maximum(revenue, 0)
 
 
-def _occupancy(at: list[F64], cells: _Cells, onehot: F64, n: int) -> tuple[F64, F64]:
-    """Mean and variance of the open deals' count in each stage at each horizon, per draw and group."""
-    means, variances = [], []
-    for a in at:
-        p = a[:, cells.stage, cells.age, :n]  # (k, C, n)
-        means.append(np.einsum("kcj,c,cg->kgj", p, cells.n, onehot))
-        variances.append(np.einsum("kcj,c,cg->kgj", p * (1 - p), cells.n, onehot))
+def _occupancy(views: list[list[F64]], cells: _Cells, onehot: F64, n: int) -> tuple[F64, F64]:
+    """Mean and variance of the open deals' count in each stage at each horizon, per draw and group; ``views[g]``
+    is group g's chain solution at the horizons."""
+    k = views[0][0].shape[0]
+    p = np.zeros((len(views[0]), k, len(cells.n), n))  # (M, k, C, n)
+    for g, at in enumerate(views):
+        sel = np.flatnonzero(cells.group == g)
+        for m, a in enumerate(at):
+            p[m][:, sel] = a[:, cells.stage[sel], cells.age[sel], :n]
+    means = [np.einsum("kcj,c,cg->kgj", pm, cells.n, onehot) for pm in p]
+    variances = [np.einsum("kcj,c,cg->kgj", pm * (1 - pm), cells.n, onehot) for pm in p]
     return np.stack(means, axis=2), np.stack(variances, axis=2)
+
+
+def _fresh_by_horizon(p: Params, view: Outlook, horizons: tuple[int, ...]) -> F64:
+    """(k, M, F): Σ over arrival days of P(in each category at the horizon) for one new deal a day."""
+    fresh = np.einsum("ks,ktsj->ktj", p.entry, view.fresh)  # (k, T+1, F)
+    cum = np.cumsum(fresh[:, 1:, :], axis=1)  # Σ_{τ=1..t}
+    return np.stack([cum[:, t - 1] if t > 0 else np.zeros_like(cum[:, 0]) for t in horizons], axis=1)
 
 
 def _group_rates(model: FlowModel, codes: I64, g: int, k: int, rng: np.random.Generator) -> F64:
