@@ -77,8 +77,9 @@ def history_from_log(pipe: Pipeline, log: PipelineLog, amounts: F64, currency: s
     """Build a :class:`FlowHistory` from a read of the move log; ``amounts`` are in ``log.deal_id`` order."""
     n = len(pipe.open_stages)
     stage_ids = np.array([s.id for s in pipe.stages], dtype=np.int64)
+    open_index = {s.id: i for i, s in enumerate(pipe.open_stages)}
     cats = np.array(
-        [s.position if s.kind is StageKind.OPEN else (n if s.kind is StageKind.WON else n + 1) for s in pipe.stages],
+        [open_index.get(s.id, n if s.kind is StageKind.WON else n + 1) for s in pipe.stages],
         dtype=np.int64,
     )
     order = np.argsort(stage_ids)
