@@ -27,7 +27,10 @@ class _DefaultRun(TyperGroup):
 
 app = typer.Typer(
     cls=_DefaultRun,
-    help="Forecast revenue, wins and stage occupancy for the next months; backtest the forecast.",
+    help=(
+        "Forecast revenue, wins and stage occupancy for the next months (voronka forecast PIPELINE [OPTIONS], "
+        "the same as voronka forecast run PIPELINE); backtest the forecast."
+    ),
     no_args_is_help=True,
 )
 
@@ -44,7 +47,7 @@ def count(x: float) -> str:
     return f"{x:.0f}"
 
 
-@app.command("run", hidden=True)
+@app.command("run")
 @guard
 def run(
     pipeline: str = typer.Argument(..., help="Pipeline name or id."),
@@ -57,7 +60,8 @@ def run(
     currency: str = typer.Option(None, "--currency", help="Report amounts in this currency (dated rates)."),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
-    """Forecast PIPELINE: revenue, deals won, new deals and stage occupancy per month, p10/p50/p90."""
+    """Forecast PIPELINE: revenue, deals won, new deals and stage occupancy per month, p10/p50/p90
+    (also: voronka forecast PIPELINE)."""
     amount = None if target is None else float(parse_amount(target, what="--target"))
     result = workspace().forecast(
         pipeline, months=months, by=by, paths=paths, target=amount, as_of=as_of, seed=seed, currency=currency
