@@ -39,7 +39,7 @@ def test_backtest_table_and_json(cli: Run, sales: None) -> None:
     data = json.loads(
         cli("forecast", "backtest", "Sales", "--now", "2026-06-01", "--paths", "300", "-f", "json").stdout
     )
-    keys = {"coverage_80", "coverage_50", "wape", "bias", "wape_naive", "wape_weighted_pipeline"}
+    keys = {"coverage_80", "coverage_50", "wape", "bias", "wape_naive", "wape_weighted_pipeline", "won_coverage_80"}
     assert keys <= set(data["summary"][0])
 
 

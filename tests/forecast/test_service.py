@@ -50,8 +50,13 @@ def test_backtest_needs_history(ws: Workspace, deals_for: Callable[[dict[str, An
     # Deal i is won on day 3i + 6 of 2026 (0 = Jan 1) unless i % 3 == 0: February is days 31 … 58.
     won_in_february = [i for i in range(26) if i % 3 and 31 <= 3 * i + 6 < 59]
     first = r.rows[0]
-    assert (first.horizon, first.actual) == (1, 1000 * len(won_in_february))
-    assert first.p10 <= first.p50 <= first.p90
+    assert (first.horizon, first.actual, first.won_actual) == (1, 1000 * len(won_in_february), len(won_in_february))
+    assert first.p10 <= first.p50 <= first.p90 and first.won_p10 <= first.won_p50 <= first.won_p90
+    s1 = r.summary[0]
+    assert s1.won_wape == pytest.approx(
+        sum(abs(x.won_p50 - x.won_actual) for x in r.rows if x.horizon == 1)
+        / sum(x.won_actual for x in r.rows if x.horizon == 1)
+    )
 
 
 def test_deal_odds_for_the_board(ws: Workspace, deals_for: Callable[[dict[str, Any]], list[int]]) -> None:

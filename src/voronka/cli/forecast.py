@@ -149,6 +149,7 @@ def render_backtest(r: BacktestResult) -> None:
     c = out()
     c.print(f"\n[bold]Backtest {r.pipeline!r}[/bold] — rolling origin, {r.paths:,} paths per origin")
     t = Table("Horizon", "Origins", "WAPE", "Bias", "80% coverage", "50% coverage", "WAPE naive", "WAPE weighted")
+    w = Table("Horizon", "Won: WAPE", "Bias", "80% coverage", "50% coverage", "WAPE naive")
     for s in r.summary:
         t.add_row(
             f"{s.horizon} mo",
@@ -160,7 +161,16 @@ def render_backtest(r: BacktestResult) -> None:
             pct(s.wape_naive) if s.horizon == 1 else "",
             pct(s.wape_weighted_pipeline) if s.horizon == 1 else "",
         )
+        w.add_row(
+            f"{s.horizon} mo",
+            pct(s.won_wape),
+            pct(s.won_bias),
+            pct(s.won_coverage_80),
+            pct(s.won_coverage_50),
+            pct(s.won_wape_naive) if s.horizon == 1 else "",
+        )
     c.print(t)
+    c.print(w)
     rows = Table("Origin", "Actual", escape("p50 [p10–p90]"), "Naive", "Weighted pipeline")
     for row in r.rows:
         if row.horizon == 1:

@@ -8,7 +8,9 @@ compare with the revenue actually won in each of them. Measures per horizon (1, 
 - ``bias`` = Σ(forecast − actual) / Σ actual (positive: too optimistic);
 - ``coverage_80`` / ``coverage_50``: the share of origins whose actual fell inside [p10, p90] / [p25, p75];
 - baselines: ``wape_naive`` (next month = last month's revenue) and ``wape_weighted_pipeline`` (open amounts at
-  the origin × hand-set stage probabilities, the usual CRM forecast; by default stage k of n has (k+1)/(n+1)).
+  the origin × hand-set stage probabilities, the usual CRM forecast; by default stage k of n has (k+1)/(n+1));
+- the same for the number of deals won: ``won_wape``, ``won_bias``, ``won_coverage_80``, ``won_coverage_50``,
+  ``won_wape_naive`` (when no deal has an amount, the revenue measures are null and a note says so).
 
 What the model could not know is kept out, but two things come from today's data: the amounts of deals (a deal's
 amount as it is now) and owners/sources.
@@ -44,6 +46,13 @@ class BacktestRow:
     p90: float
     naive: float
     weighted_pipeline: float
+    won_actual: int
+    won_p10: float
+    won_p25: float
+    won_p50: float
+    won_p75: float
+    won_p90: float
+    won_naive: int
 
 
 @dataclass
@@ -57,6 +66,11 @@ class BacktestSummary:
     coverage_50: float | None
     wape_naive: float | None
     wape_weighted_pipeline: float | None
+    won_wape: float | None  # the same measures for the number of deals won
+    won_bias: float | None
+    won_coverage_80: float | None
+    won_coverage_50: float | None
+    won_wape_naive: float | None
 
 
 @dataclass
@@ -145,17 +159,20 @@ def run_backtest(
         sims = simulate(model, h, months=horizon, paths=paths, draws=128, seed=seed + i)
         rev = sims.revenue.sum(axis=1)  # (paths, months)
         q = np.quantile(rev, [0.1, 0.25, 0.5, 0.75, 0.9], axis=0)
+        qw = np.quantile(sims.won.sum(axis=1), [0.1, 0.25, 0.5, 0.75, 0.9], axis=0)
         prev = to_micros(add_months(from_micros(origin), -1))
         naive = float(amount[wins(h, prev, origin)].sum())
+        won_naive = len(wins(h, prev, origin))
         op = open_deals(h.before(origin), origin)
         weighted = float((amount[op.index] * hand_p[op.stage]).sum())
         for m in range(horizon):
             a, b = sims.bounds[m], sims.bounds[m + 1]
+            won_now = wins(h, a, b)
             rows.append(
                 BacktestRow(
                     origin=from_micros(origin).date().isoformat(),
                     horizon=m + 1,
-                    actual=float(amount[wins(h, a, b)].sum()),
+                    actual=float(amount[won_now].sum()),
                     mean=float(rev[:, m].mean()),
                     p10=float(q[0, m]),
                     p25=float(q[1, m]),
@@ -164,42 +181,76 @@ def run_backtest(
                     p90=float(q[4, m]),
                     naive=naive,
                     weighted_pipeline=weighted,
+                    won_actual=len(won_now),
+                    won_p10=float(qw[0, m]),
+                    won_p25=float(qw[1, m]),
+                    won_p50=float(qw[2, m]),
+                    won_p75=float(qw[3, m]),
+                    won_p90=float(qw[4, m]),
+                    won_naive=won_naive,
                 )
             )
     if not rows:
         fit(h, starts[-1], options)  # raises the error that says what is missing
+    notes = list(h.notes)
+    no_amounts = bool(np.isnan(h.deal_amount).all())
+    if no_amounts:
+        notes.append("No deal has an amount: there is no revenue to backtest; the won-count measures still hold.")
     return BacktestResult(
         pipeline=h.pipeline,
         currency=h.currency,
         paths=paths,
         hand_probabilities={s: float(p) for s, p in zip(h.stages, hand_p, strict=True)},
-        summary=[_summary(rows, m) for m in range(1, months + 1) if any(r.horizon == m for r in rows)],
+        summary=[_summary(rows, m, no_amounts) for m in range(1, months + 1) if any(r.horizon == m for r in rows)],
         rows=rows,
         definition=DEFINITION,
         skipped_origins=skipped,
-        notes=list(h.notes),
+        notes=notes,
     )
 
 
-def _summary(rows: list[BacktestRow], horizon: int) -> BacktestSummary:
+def _summary(rows: list[BacktestRow], horizon: int, no_amounts: bool = False) -> BacktestSummary:
     mine = [r for r in rows if r.horizon == horizon]
+    rev = _measures(
+        np.array([r.actual for r in mine]),
+        np.array([[r.p10, r.p25, r.p50, r.p75, r.p90] for r in mine]),
+        np.array([r.naive for r in mine]),
+    )
+    won = _measures(
+        np.array([r.won_actual for r in mine], dtype=float),
+        np.array([[r.won_p10, r.won_p25, r.won_p50, r.won_p75, r.won_p90] for r in mine]),
+        np.array([r.won_naive for r in mine], dtype=float),
+    )
+    if no_amounts:
+        rev = dict.fromkeys(rev)
+    total = float(sum(r.actual for r in mine))
+    weighted = np.array([r.weighted_pipeline for r in mine])
     actual = np.array([r.actual for r in mine])
-    total = float(actual.sum())
-
-    def wape(forecast: np.ndarray) -> float | None:
-        return float(np.abs(forecast - actual).sum() / total) if total > 0 else None
-
-    p50 = np.array([r.p50 for r in mine])
-    inside80 = np.mean([r.p10 <= r.actual <= r.p90 for r in mine])
-    inside50 = np.mean([r.p25 <= r.actual <= r.p75 for r in mine])
     return BacktestSummary(
         horizon=horizon,
         origins=len(mine),
         actual_total=total,
-        wape=wape(p50),
-        bias=float((p50 - actual).sum() / total) if total > 0 else None,
-        coverage_80=float(inside80),
-        coverage_50=float(inside50),
-        wape_naive=wape(np.array([r.naive for r in mine])),
-        wape_weighted_pipeline=wape(np.array([r.weighted_pipeline for r in mine])),
+        wape=rev["wape"],
+        bias=rev["bias"],
+        coverage_80=rev["coverage_80"],
+        coverage_50=rev["coverage_50"],
+        wape_naive=rev["wape_naive"],
+        wape_weighted_pipeline=float(np.abs(weighted - actual).sum() / total) if total > 0 else None,
+        won_wape=won["wape"],
+        won_bias=won["bias"],
+        won_coverage_80=won["coverage_80"],
+        won_coverage_50=won["coverage_50"],
+        won_wape_naive=won["wape_naive"],
     )
+
+
+def _measures(actual: np.ndarray, q: np.ndarray, naive: np.ndarray) -> dict[str, float | None]:
+    """WAPE and bias of the median, coverage of [p10, p90] and [p25, p75], WAPE of the naive forecast."""
+    total = float(actual.sum())
+    return {
+        "wape": float(np.abs(q[:, 2] - actual).sum() / total) if total > 0 else None,
+        "bias": float((q[:, 2] - actual).sum() / total) if total > 0 else None,
+        "coverage_80": float(np.mean((q[:, 0] <= actual) & (actual <= q[:, 4]))),
+        "coverage_50": float(np.mean((q[:, 1] <= actual) & (actual <= q[:, 3]))),
+        "wape_naive": float(np.abs(naive - actual).sum() / total) if total > 0 else None,
+    }
