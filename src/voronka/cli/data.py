@@ -56,11 +56,11 @@ def export(
 def dump(path: Path = typer.Argument(..., help="The dump file to write (a zip).")) -> None:
     """Write the whole workspace to one file that `voronka restore` loads back without loss."""
     counts = dump_workspace(workspace(), path)
-    out().print(f"Dumped to {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    out().print(f"Dumped to {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), soft_wrap=True)
 
 
 @guard
 def restore(path: Path = typer.Argument(..., help="A file made by `voronka dump`.")) -> None:
     """Load a dump into an empty workspace, keeping every id."""
     counts = restore_workspace(workspace(), path)
-    out().print(f"Restored from {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    out().print(f"Restored from {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), soft_wrap=True)

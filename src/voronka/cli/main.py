@@ -16,6 +16,9 @@ from voronka.cli import (
     reports,
     workspace,
 )
+from voronka.cli import forecast as forecast_cli
+from voronka.cli import plan as plan_cli
+from voronka.cli import rates as rates_cli
 from voronka.cli._common import State, set_state
 from voronka.settings import Settings
 
@@ -47,6 +50,9 @@ import_amocrm.register(importing.app)
 import_bitrix24.register(importing.app)
 app.add_typer(importing.app, name="import")
 app.add_typer(events.app, name="events")
+app.add_typer(forecast_cli.app, name="forecast")
+app.add_typer(plan_cli.app, name="plan")
+app.add_typer(rates_cli.app, name="rates")
 
 
 def main() -> None:

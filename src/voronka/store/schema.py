@@ -163,3 +163,32 @@ sync_state = Table(
     Column("value", JSON, nullable=False),
     Column("updated_at", UTCTime, nullable=False),
 )
+
+# A target for one metric over one period, for a pipeline ('' = all) and a manager ('' = the whole team).
+# Scope by name, not by foreign key: a plan outlives a pipeline's or a manager's removal and is shown as such.
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("metric", String(16), nullable=False),  # revenue | won | leads | activities
+    Column("period", String(8), nullable=False),  # week | month | quarter
+    Column("start", Date, nullable=False),
+    Column("pipeline", String(200), nullable=False, server_default=""),
+    Column("owner", String(200), nullable=False, server_default=""),
+    Column("target", Money, nullable=False),
+    Column("currency", String(3), nullable=False, server_default=""),  # revenue plans only
+    Column("updated_at", UTCTime, nullable=False),
+    UniqueConstraint("metric", "period", "start", "pipeline", "owner", name="uq_plans_scope"),
+)
+
+# Dated exchange rates: on ``day`` and after (until the next rate), 1 ``currency`` = ``rate`` ``quote``.
+currency_rates = Table(
+    "currency_rates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("quote", String(3), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("rate", Float, nullable=False),
+    UniqueConstraint("currency", "quote", "day", name="uq_currency_rates_day"),
+)
