@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from voronka.cli import data, deal, import_amocrm, import_bitrix24, importing, pipeline, reports, workspace
+from voronka.cli import data, deal, import_amocrm, import_bitrix24, importing, pipeline, reports, serve, workspace
 from voronka.cli._common import State, set_state
 from voronka.settings import Settings
 
@@ -34,6 +34,7 @@ app.add_typer(deal.app, name="deal")
 import_amocrm.register(importing.app)
 import_bitrix24.register(importing.app)
 app.add_typer(importing.app, name="import")
+serve.register(app)
 
 
 def main() -> None:
