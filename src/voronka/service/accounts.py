@@ -30,9 +30,16 @@ ROLES = ("admin", "head", "manager")
 LOCALES = ("en", "ru")
 SESSION_DAYS = 14
 MIN_PASSWORD = 8
-_HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
+_HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters (RFC 9106 low-memory)
 # Checked against when the login is unknown, so that a wrong login costs as long as a wrong password.
 _DUMMY_HASH = _HASHER.hash("voronka-dummy-password")
+
+
+def use_hasher(hasher: PasswordHasher) -> None:
+    """Hash new passwords with ``hasher`` (tests use cheap argon2 parameters; old hashes still verify)."""
+    global _HASHER, _DUMMY_HASH
+    _HASHER = hasher
+    _DUMMY_HASH = hasher.hash("voronka-dummy-password")
 
 
 @dataclass(frozen=True, slots=True)
