@@ -16,7 +16,8 @@ from pathlib import Path
 
 from babel.dates import format_date, format_datetime
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel import Locale
+from babel.numbers import format_decimal, parse_pattern
 
 LANGUAGES = {"en": "English", "ru": "Русский"}
 DEFAULT = "en"
@@ -61,6 +62,10 @@ class Translator:
     def __init__(self, lang: str) -> None:
         self.lang = lang if lang in LANGUAGES else DEFAULT
         self._messages = catalog(self.lang)
+        self._locale = Locale.parse(self.lang)
+        # The locale's own currency pattern ("150 000 ₽", "$150,000"), in whole units: a board is no ledger.
+        self._money_pattern = parse_pattern(self._locale.currency_formats["standard"].pattern)
+        self._money_pattern.frac_prec = (0, 0)
 
     def gettext(self, message: str, **values: object) -> str:
         text = self._messages.get(message, message)
@@ -74,12 +79,14 @@ class Translator:
     def money(self, value: float | Decimal | None, currency: str = "RUB") -> str:
         if value is None:
             return "—"
-        return format_currency(value, currency, format="#,##0 ¤", locale=self.lang, currency_digits=False)
+        return self._money_pattern.apply(value, self._locale, currency=currency, currency_digits=False)
 
     def pct(self, value: float | None, digits: int = 1) -> str:
         if value is None:
             return "—"
-        return format_percent(value, format=f"#,##0.{'0' * digits}%", locale=self.lang)
+        pattern = parse_pattern(self._locale.percent_formats[None].pattern)
+        pattern.frac_prec = (digits, digits)
+        return pattern.apply(value, self._locale)
 
     def interval(self, low: float | None, high: float | None) -> str:
         if low is None or high is None:
