@@ -23,7 +23,12 @@ from voronka.web.app import create_app
 # library's defaults).
 accounts.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 PASSWORD = "correct-horse-9"
-LOGINS = {"admin": ("Admin", "admin"), "head": ("Helen Head", "head"), "anna": ("Anna", "manager"), "boris": ("Boris", "manager")}
+LOGINS = {
+    "admin": ("Admin", "admin"),
+    "head": ("Helen Head", "head"),
+    "anna": ("Anna", "manager"),
+    "boris": ("Boris", "manager"),
+}
 
 
 @dataclass
@@ -55,10 +60,18 @@ def sign_in(client: TestClient, login: str, password: str = PASSWORD) -> TestCli
 def build_site(ws: Workspace) -> Site:
     for login, (name, role) in LOGINS.items():
         accounts.add_account(ws, login, PASSWORD, name=name, role=role)
-    ws.create_pipeline("Sales", stages=["Request", "Call", "Contract"], reasons=["Too expensive", "No need"], sla_days=[1, 2, 3])
-    a = ws.add_deal("Sales", "Kitchen for Ivanov", owner="Anna", amount="150000", source="web", segment="b2c", at=T("2026-01-10"))
-    b = ws.add_deal("Sales", "Office for Vector", owner="Boris", amount="90000", source="expo", segment="b2b", at=T("2026-01-11"))
-    ws.add_deal("Sales", "Wardrobe for Petrov", owner="Anna", amount="40000", source="web", segment="b2c", at=T("2026-01-12"))
+    ws.create_pipeline(
+        "Sales", stages=["Request", "Call", "Contract"], reasons=["Too expensive", "No need"], sla_days=[1, 2, 3]
+    )
+    a = ws.add_deal(
+        "Sales", "Kitchen for Ivanov", owner="Anna", amount="150000", source="web", segment="b2c", at=T("2026-01-10")
+    )
+    b = ws.add_deal(
+        "Sales", "Office for Vector", owner="Boris", amount="90000", source="expo", segment="b2b", at=T("2026-01-11")
+    )
+    ws.add_deal(
+        "Sales", "Wardrobe for Petrov", owner="Anna", amount="40000", source="web", segment="b2c", at=T("2026-01-12")
+    )
     act = ws.add_activity(b.id, "call", by="Boris", note="call back")
     app = create_app(ws)
     clients: list[TestClient] = []

@@ -21,7 +21,9 @@ def test_sign_in_sets_an_httponly_samesite_cookie_and_sign_out_ends_it(site: Sit
     c = site.client()
     assert c.get("/board/1", follow_redirects=False).status_code == 303  # to the sign-in page
     page = c.get("/login")
-    r = c.post("/login", data={"login": "anna", "password": PASSWORD, "csrf": csrf_of(page.text)}, follow_redirects=False)
+    r = c.post(
+        "/login", data={"login": "anna", "password": PASSWORD, "csrf": csrf_of(page.text)}, follow_redirects=False
+    )
     cookie = r.headers["set-cookie"].lower()
     assert "voronka_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     token = c.cookies.get("voronka_session")
@@ -59,7 +61,11 @@ def test_forms_without_csrf_change_nothing(site: Site) -> None:
         r = anna.post(f"/deals/{site.anna_deal}/move", data=data, headers={"accept": "application/json"})
         assert r.status_code == 403 and r.json()["error"]["code"] == "csrf"
     assert site.ws.deal(site.anna_deal).version == 1
-    r = anna.post(f"/deals/{site.anna_deal}/move", data={"stage": str(call), "version": "1", "csrf": anna.headers["x-test-csrf"]}, follow_redirects=False)
+    r = anna.post(
+        f"/deals/{site.anna_deal}/move",
+        data={"stage": str(call), "version": "1", "csrf": anna.headers["x-test-csrf"]},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and site.ws.deal(site.anna_deal).stage_id == call
 
 
@@ -68,7 +74,9 @@ def test_api_needs_a_valid_token(site: Site) -> None:
     for headers in ({}, {"Authorization": "Bearer vk_forged"}):
         r = c.get("/api/v1/me", headers=headers)
         assert r.status_code == 401
-        assert set(r.json()["error"]) == {"status", "code", "message"} and r.json()["error"]["code"] == "unauthenticated"
+        assert (
+            set(r.json()["error"]) == {"status", "code", "message"} and r.json()["error"]["code"] == "unauthenticated"
+        )
     token = accounts.create_token(site.ws, "head")
     me = c.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
     assert me["name"] == "Helen Head" and me["role"] == "head"
@@ -79,7 +87,9 @@ def test_a_browser_session_calls_the_api_with_the_csrf_header_on_writes(site: Si
     assert anna.get("/api/v1/me").json()["login"] == "anna"
     body = {"stage": "Call", "expected_version": 1}
     assert anna.post(f"/api/v1/deals/{site.anna_deal}/move", json=body).status_code == 403
-    r = anna.post(f"/api/v1/deals/{site.anna_deal}/move", json=body, headers={"x-csrf-token": anna.headers["x-test-csrf"]})
+    r = anna.post(
+        f"/api/v1/deals/{site.anna_deal}/move", json=body, headers={"x-csrf-token": anna.headers["x-test-csrf"]}
+    )
     assert r.status_code == 200 and r.json()["author"] == "Anna"
 
 

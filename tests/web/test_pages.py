@@ -80,14 +80,28 @@ def test_move_from_the_board_refuses_a_stale_version_and_asks_a_reason_for_lost(
     pipe = site.ws.pipeline("Sales")
     json_ = {"accept": "application/json"}
     csrf = anna.headers["x-test-csrf"]
-    ok = anna.post(f"/deals/{site.anna_deal}/move", data={"stage": str(pipe.stage("Call").id), "version": "1", "csrf": csrf}, headers=json_)
+    ok = anna.post(
+        f"/deals/{site.anna_deal}/move",
+        data={"stage": str(pipe.stage("Call").id), "version": "1", "csrf": csrf},
+        headers=json_,
+    )
     assert ok.status_code == 200 and ok.json()["version"] == 2
-    stale = anna.post(f"/deals/{site.anna_deal}/move", data={"stage": str(pipe.stage("Contract").id), "version": "1", "csrf": csrf}, headers=json_)
+    stale = anna.post(
+        f"/deals/{site.anna_deal}/move",
+        data={"stage": str(pipe.stage("Contract").id), "version": "1", "csrf": csrf},
+        headers=json_,
+    )
     assert stale.status_code == 409 and "changed since you read it" in stale.json()["error"]["message"]
     lost = str(pipe.lost_stages[0].id)
-    no_reason = anna.post(f"/deals/{site.anna_deal}/move", data={"stage": lost, "version": "2", "csrf": csrf}, headers=json_)
+    no_reason = anna.post(
+        f"/deals/{site.anna_deal}/move", data={"stage": lost, "version": "2", "csrf": csrf}, headers=json_
+    )
     assert no_reason.status_code == 422 and "needs a loss reason" in no_reason.json()["error"]["message"]
-    done = anna.post(f"/deals/{site.anna_deal}/move", data={"stage": lost, "version": "2", "reason": "too expensive", "csrf": csrf}, headers=json_)
+    done = anna.post(
+        f"/deals/{site.anna_deal}/move",
+        data={"stage": lost, "version": "2", "reason": "too expensive", "csrf": csrf},
+        headers=json_,
+    )
     assert done.status_code == 200
     moves = site.ws.history(site.anna_deal)
     assert [m.reason for m in moves] == [None, None, "Too expensive"] and moves[-1].author == "Anna"
@@ -99,14 +113,36 @@ def test_deal_card_edit_history_activities_win_and_reopen(site: Site) -> None:
     d = site.anna_deal
     page = head.get(f"/deals/{d}").text
     assert "Kitchen for Ivanov" in page and 'data-testid="timeline"' in page
-    r = head.post(f"/deals/{d}/edit", data={"version": "1", "title": "Kitchen, big", "amount": "175 000", "currency": "rub", "source": "web", "segment": "", "owner": "Boris", "csrf": csrf}, follow_redirects=False)
+    r = head.post(
+        f"/deals/{d}/edit",
+        data={
+            "version": "1",
+            "title": "Kitchen, big",
+            "amount": "175 000",
+            "currency": "rub",
+            "source": "web",
+            "segment": "",
+            "owner": "Boris",
+            "csrf": csrf,
+        },
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     deal = site.ws.deal(d)
-    assert (deal.title, int(deal.amount), deal.currency, deal.segment, deal.owner, deal.version) == ("Kitchen, big", 175000, "RUB", None, "Boris", 2)
+    assert (deal.title, int(deal.amount), deal.currency, deal.segment, deal.owner, deal.version) == (
+        "Kitchen, big",
+        175000,
+        "RUB",
+        None,
+        "Boris",
+        2,
+    )
     stale = head.post(f"/deals/{d}/edit", data={"version": "1", "title": "Old tab", "currency": "RUB", "csrf": csrf})
     assert stale.status_code == 409 and "changed since you read it" in stale.text
     assert site.ws.deal(d).title == "Kitchen, big"
-    head.post(f"/deals/{d}/activities", data={"kind": "meeting", "note": "showroom", "due": "2030-01-05T10:00", "csrf": csrf})
+    head.post(
+        f"/deals/{d}/activities", data={"kind": "meeting", "note": "showroom", "due": "2030-01-05T10:00", "csrf": csrf}
+    )
     act = next(a for a in site.ws.activities(d) if a.note == "showroom")
     assert act.due_at == datetime(2030, 1, 5, 10, tzinfo=UTC) and not act.done and act.author == "Helen Head"
     head.post(f"/activities/{act.id}/complete", data={"csrf": csrf})

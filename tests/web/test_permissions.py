@@ -58,7 +58,9 @@ def test_every_deal_route_is_covered(site: Site) -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "body"), PAGE_ROUTES, ids=[f"{m} {p}" for m, p, _ in PAGE_ROUTES])
-def test_manager_pages_cannot_reach_another_managers_deal(site: Site, method: str, path: str, body: dict | None) -> None:
+def test_manager_pages_cannot_reach_another_managers_deal(
+    site: Site, method: str, path: str, body: dict | None
+) -> None:
     anna = site.client("anna")
     url = str(_fill(site, path))
     if method == "GET":
@@ -141,7 +143,9 @@ def test_manager_cannot_open_settings_or_hand_deals_away(site: Site) -> None:
     from voronka.service.accounts import create_token
 
     auth = {"Authorization": f"Bearer {create_token(site.ws, 'anna')}"}
-    r = site.client().patch(f"/api/v1/deals/{site.anna_deal}", json={"expected_version": 1, "owner": "Boris"}, headers=auth)
+    r = site.client().patch(
+        f"/api/v1/deals/{site.anna_deal}", json={"expected_version": 1, "owner": "Boris"}, headers=auth
+    )
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     assert site.ws.deal(site.anna_deal).owner == "Anna"
 

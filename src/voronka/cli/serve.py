@@ -50,8 +50,11 @@ def serve(
 def add(
     login: str = typer.Argument(..., help="The login to sign in with, e.g. anna."),
     role: str = typer.Option("manager", help="admin, head or manager."),
-    name: str = typer.Option(None, help="Display name (deals' owner name); default the login. An existing user "
-                             "of that name (e.g. an imported manager) gets the login."),
+    name: str = typer.Option(
+        None,
+        help="Display name (deals' owner name); default the login. An existing user "
+        "of that name (e.g. an imported manager) gets the login.",
+    ),
     password: str = typer.Option(None, help="The password (at least 8 characters); asked for when not given."),
     lang: str = typer.Option(None, help="Interface language: en or ru; default from the browser."),
 ) -> None:

@@ -228,7 +228,9 @@ def create_token(store: WorkspaceStore, login: str, name: str = "api") -> str:
         if uid is None:
             raise NotFoundError(f"No user with login {login!r}. Add one with `voronka user add`.")
         conn.execute(
-            api_tokens.insert().values(token_hash=_digest(token), user_id=uid, name=name.strip() or "api", created_at=_now())
+            api_tokens.insert().values(
+                token_hash=_digest(token), user_id=uid, name=name.strip() or "api", created_at=_now()
+            )
         )
     return token
 

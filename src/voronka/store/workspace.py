@@ -135,7 +135,17 @@ class WorkspaceStore:
     def clear(self) -> None:
         """Delete every pipeline, deal, move, activity and user: an empty workspace, same schema."""
         with self.transaction() as conn:
-            for table in (activities, stage_moves, deals, loss_reasons, stage_table, pipelines, web_sessions, api_tokens, users):
+            for table in (
+                activities,
+                stage_moves,
+                deals,
+                loss_reasons,
+                stage_table,
+                pipelines,
+                web_sessions,
+                api_tokens,
+                users,
+            ):
                 conn.execute(table.delete())
 
     def get_state(self, key: str) -> Any:

@@ -16,6 +16,9 @@ from voronka.service.accounts import Account
 from voronka.service.workspace import Workspace
 from voronka.store.schema import activities
 
+# Ids and versions are 32-bit integers in the database (PostgreSQL's INTEGER): larger numbers cannot name anything.
+DB_INT_MAX = 2_147_483_647
+
 
 class Forbidden(VoronkaError):
     """The user's role does not allow this action."""

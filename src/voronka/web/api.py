@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from voronka.domain.deal import Activity, ActivityKind, Deal, StageMove
@@ -39,6 +39,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 router = APIRouter(prefix="/api/v1", tags=["v1"], responses=_ERRORS)
 AccountDep = Annotated[Account, Depends(api_account)]
+Id = Annotated[int, Path(ge=1, le=access.DB_INT_MAX)]
+Version = Annotated[int, Field(ge=1, le=access.DB_INT_MAX, description="The deal's version you read.")]
 
 
 class StageOut(BaseModel):
@@ -59,7 +61,7 @@ class PipelineOut(BaseModel):
 
 class DealOut(BaseModel):
     id: int
-    pipeline_id: int
+    pipeline_id: Id
     stage_id: int
     title: str
     owner: str | None
@@ -74,14 +76,14 @@ class DealOut(BaseModel):
 
 class MoveIn(BaseModel):
     stage: int | str = Field(description="Stage id or name in the deal's pipeline.")
-    expected_version: int = Field(description="The deal's version you read.")
+    expected_version: Version
     reason: str | None = Field(None, description="Loss reason (moves to a lost stage).")
     comment: str | None = None
 
 
 class MoveOut(BaseModel):
     id: int
-    deal_id: int
+    deal_id: Id
     from_stage_id: int | None
     stage_id: int
     at: datetime
@@ -91,7 +93,7 @@ class MoveOut(BaseModel):
 
 
 class DealPatch(BaseModel):
-    expected_version: int
+    expected_version: Version
     title: str | None = None
     amount: Decimal | None = None
     currency: str | None = None
@@ -109,7 +111,7 @@ class ActivityIn(BaseModel):
 
 class ActivityOut(BaseModel):
     id: int
-    deal_id: int
+    deal_id: Id
     kind: str
     at: datetime
     due_at: datetime | None
@@ -166,7 +168,14 @@ def _move(m: StageMove) -> MoveOut:
 
 def _activity(a: Activity) -> ActivityOut:
     return ActivityOut(
-        id=a.id, deal_id=a.deal_id, kind=a.kind.value, at=a.at, due_at=a.due_at, done=a.done, author=a.author, note=a.note
+        id=a.id,
+        deal_id=a.deal_id,
+        kind=a.kind.value,
+        at=a.at,
+        due_at=a.due_at,
+        done=a.done,
+        author=a.author,
+        note=a.note,
     )
 
 
@@ -184,7 +193,10 @@ def pipelines(request: Request, account: AccountDep) -> list[PipelineOut]:
             id=p.id,
             name=p.name,
             process=p.process.value,
-            stages=[StageOut(id=s.id, name=s.name, position=s.position, kind=s.kind.value, sla_days=s.sla_days) for s in p.stages],
+            stages=[
+                StageOut(id=s.id, name=s.name, position=s.position, kind=s.kind.value, sla_days=s.sla_days)
+                for s in p.stages
+            ],
             loss_reasons=list(p.reasons),
         )
         for p in workspace(request).pipelines()
@@ -194,7 +206,7 @@ def pipelines(request: Request, account: AccountDep) -> list[PipelineOut]:
 @router.get("/pipelines/{pipeline_id}/board", response_model=list[ColumnOut])
 def board(
     request: Request,
-    pipeline_id: int,
+    pipeline_id: Id,
     account: AccountDep,
     owner: str | None = None,
     source: str | None = None,
@@ -220,7 +232,7 @@ def board(
 @router.get("/pipelines/{pipeline_id}/funnel")
 def funnel(
     request: Request,
-    pipeline_id: int,
+    pipeline_id: Id,
     account: AccountDep,
     start: Annotated[str | None, Query(alias="from")] = None,
     end: Annotated[str | None, Query(alias="to")] = None,
@@ -244,7 +256,7 @@ def funnel(
 
 
 @router.get("/pipelines/{pipeline_id}/stuck")
-def stuck(request: Request, pipeline_id: int, account: AccountDep) -> dict[str, Any]:
+def stuck(request: Request, pipeline_id: Id, account: AccountDep) -> dict[str, Any]:
     """Stuck deals (``ws.stuck``); a manager sees their own only."""
     ws = workspace(request)
     result = ws.stuck(ws.pipeline(pipeline_id).id).to_dict()
@@ -254,12 +266,12 @@ def stuck(request: Request, pipeline_id: int, account: AccountDep) -> dict[str, 
 
 
 @router.get("/deals/{deal_id}", response_model=DealOut)
-def get_deal(request: Request, deal_id: int, account: AccountDep) -> DealOut:
+def get_deal(request: Request, deal_id: Id, account: AccountDep) -> DealOut:
     return _deal(visible_deal(workspace(request), account, deal_id))
 
 
 @router.patch("/deals/{deal_id}", response_model=DealOut)
-def patch_deal(request: Request, deal_id: int, body: DealPatch, account: AccountDep) -> DealOut:
+def patch_deal(request: Request, deal_id: Id, body: DealPatch, account: AccountDep) -> DealOut:
     """Change fields; refused (409) when ``expected_version`` is not the deal's version."""
     ws = workspace(request)
     deal = visible_deal(ws, account, deal_id)
@@ -273,31 +285,36 @@ def patch_deal(request: Request, deal_id: int, body: DealPatch, account: Account
 
 
 @router.get("/deals/{deal_id}/history", response_model=list[MoveOut])
-def history(request: Request, deal_id: int, account: AccountDep) -> list[MoveOut]:
+def history(request: Request, deal_id: Id, account: AccountDep) -> list[MoveOut]:
     ws = workspace(request)
     return [_move(m) for m in ws.history(visible_deal(ws, account, deal_id).id)]
 
 
 @router.post("/deals/{deal_id}/move", response_model=MoveOut)
-def move(request: Request, deal_id: int, body: MoveIn, account: AccountDep) -> MoveOut:
+def move(request: Request, deal_id: Id, body: MoveIn, account: AccountDep) -> MoveOut:
     """Move a deal; refused (409) when ``expected_version`` is old, (422) when a rule is broken."""
     ws = workspace(request)
     deal = visible_deal(ws, account, deal_id)
     stage: int | str = body.stage
     m = ws.move_deal(
-        deal.id, stage, reason=body.reason, comment=body.comment, by=account.name, expected_version=body.expected_version
+        deal.id,
+        stage,
+        reason=body.reason,
+        comment=body.comment,
+        by=account.name,
+        expected_version=body.expected_version,
     )
     return _move(m)
 
 
 @router.get("/deals/{deal_id}/activities", response_model=list[ActivityOut])
-def list_activities(request: Request, deal_id: int, account: AccountDep) -> list[ActivityOut]:
+def list_activities(request: Request, deal_id: Id, account: AccountDep) -> list[ActivityOut]:
     ws = workspace(request)
     return [_activity(a) for a in ws.activities(visible_deal(ws, account, deal_id).id)]
 
 
 @router.post("/deals/{deal_id}/activities", response_model=ActivityOut, status_code=201)
-def add_activity(request: Request, deal_id: int, body: ActivityIn, account: AccountDep) -> ActivityOut:
+def add_activity(request: Request, deal_id: Id, body: ActivityIn, account: AccountDep) -> ActivityOut:
     ws = workspace(request)
     deal = visible_deal(ws, account, deal_id)
     a = ws.add_activity(
@@ -307,7 +324,7 @@ def add_activity(request: Request, deal_id: int, body: ActivityIn, account: Acco
 
 
 @router.post("/activities/{activity_id}/complete", response_model=ActivityOut)
-def complete_activity(request: Request, activity_id: int, account: AccountDep) -> ActivityOut:
+def complete_activity(request: Request, activity_id: Id, account: AccountDep) -> ActivityOut:
     ws = workspace(request)
     visible_activity_deal(ws, account, activity_id)
     return _activity(ws.complete_activity(activity_id))

@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
-from voronka.domain.pipeline import Pipeline, Stage
 from voronka.domain.parse import parse_time
+from voronka.domain.pipeline import Pipeline, Stage
 from voronka.errors import InputError
 from voronka.service.workspace import Workspace
 from voronka.store.schema import deals, users
@@ -220,4 +220,8 @@ def filter_choices(ws: Workspace, pipe: Pipeline) -> dict[str, list[str]]:
         def distinct(col: Any) -> list[str]:
             return sorted(v for v in conn.scalars(base.add_columns(col).distinct()) if v)
 
-        return {"owner": distinct(users.c.name), "source": distinct(deals.c.source), "segment": distinct(deals.c.segment)}
+        return {
+            "owner": distinct(users.c.name),
+            "source": distinct(deals.c.source),
+            "segment": distinct(deals.c.segment),
+        }

@@ -174,9 +174,24 @@ def table(d: Dashboard, name: str, t: Translator) -> pd.DataFrame:
             rows.append({_("Stage"): s.name, _("Deals"): n, _("Median days"): s.median_days, _("p90 days"): s.p90_days})
         return pd.DataFrame(rows, columns=[_("Stage"), _("Deals"), _("Median days"), _("p90 days")])
     if name == "stuck":
-        cols = [_("Deal"), _("Title"), _("Stage"), _("Owner"), _("Amount"), _("Days in stage"), _("SLA days"), _("Days over SLA")]
+        cols = [
+            _("Deal"),
+            _("Title"),
+            _("Stage"),
+            _("Owner"),
+            _("Amount"),
+            _("Days in stage"),
+            _("SLA days"),
+            _("Days over SLA"),
+        ]
         rows = [
-            dict(zip(cols, [x.id, x.title, x.stage, x.owner, x.amount, x.days_in_stage, x.sla_days, x.days_over_sla], strict=True))
+            dict(
+                zip(
+                    cols,
+                    [x.id, x.title, x.stage, x.owner, x.amount, x.days_in_stage, x.sla_days, x.days_over_sla],
+                    strict=True,
+                )
+            )
             for x in d.stuck.deals
         ]
         return pd.DataFrame(rows, columns=cols)
@@ -243,6 +258,9 @@ def time_chart(d: Dashboard, t: Translator) -> str:
         if values:
             fig.add_histogram(x=values, name=name, opacity=0.6, nbinsx=30)
     fig.update_layout(
-        barmode="overlay", title=t.gettext("Time in stage, days"), xaxis_title=t.gettext("days"), yaxis_title=t.gettext("deals")
+        barmode="overlay",
+        title=t.gettext("Time in stage, days"),
+        xaxis_title=t.gettext("days"),
+        yaxis_title=t.gettext("deals"),
     )
     return _fig_json(fig)

@@ -14,9 +14,9 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.messages.pofile import read_po
-from babel import Locale
 from babel.numbers import format_decimal, parse_pattern
 
 LANGUAGES = {"en": "English", "ru": "Русский"}

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
@@ -36,6 +37,8 @@ from voronka.web.security import (
 
 router = APIRouter(include_in_schema=False)
 SessionDep = Annotated[Session, Depends(page_session)]
+Id = Annotated[int, PathParam(ge=1, le=access.DB_INT_MAX)]
+Version = Annotated[int, Form(ge=1, le=access.DB_INT_MAX)]
 
 
 def _lang(request: Request, session: Session | None) -> str:
@@ -123,7 +126,10 @@ def logout(request: Request, session: SessionDep, csrf: Annotated[str, Form()] =
 
 @router.post("/lang")
 def set_language(
-    request: Request, lang: Annotated[str, Form()], csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"
+    request: Request,
+    lang: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
     """Switch the interface language: saved for the signed-in user, and in a cookie for the sign-in page."""
     if lang not in LANGUAGES:
@@ -152,7 +158,7 @@ def _no_pipelines(request: Request) -> str:
 # -- the board --------------------------------------------------------------------------------------------
 
 
-def _pipe(request: Request, pipeline_id: int) -> Pipeline:
+def _pipe(request: Request, pipeline_id: Id) -> Pipeline:
     return workspace(request).pipeline(pipeline_id)
 
 
@@ -164,7 +170,7 @@ def _filters(request: Request, session: Session) -> BoardFilters:
 
 
 @router.get("/board/{pipeline_id}", response_class=HTMLResponse)
-def board(request: Request, pipeline_id: int, session: SessionDep) -> Response:
+def board(request: Request, pipeline_id: Id, session: SessionDep) -> Response:
     ws = workspace(request)
     pipe = _pipe(request, pipeline_id)
     f = _filters(request, session)
@@ -172,7 +178,11 @@ def board(request: Request, pipeline_id: int, session: SessionDep) -> Response:
     choices = filter_choices(ws, pipe)
     if not session.account.sees_all:
         choices["owner"] = [session.account.name]
-    template = "_board.html" if request.headers.get("hx-request") and request.headers.get("hx-target") == "board" else "board.html"
+    template = (
+        "_board.html"
+        if request.headers.get("hx-request") and request.headers.get("hx-target") == "board"
+        else "board.html"
+    )
     return render(
         request,
         template,
@@ -187,7 +197,13 @@ def board(request: Request, pipeline_id: int, session: SessionDep) -> Response:
 
 
 @router.get("/board/{pipeline_id}/column/{stage_id}", response_class=HTMLResponse)
-def board_column(request: Request, pipeline_id: int, stage_id: int, session: SessionDep, offset: int = 0) -> Response:
+def board_column(
+    request: Request,
+    pipeline_id: Id,
+    stage_id: Id,
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0, le=access.DB_INT_MAX)] = 0,
+) -> Response:
     if offset < 0:
         raise InputError(f"offset {offset}: give 0 or more.")
     ws = workspace(request)
@@ -218,10 +234,10 @@ def _wants_json(request: Request) -> bool:
 @router.post("/deals/{deal_id}/move")
 def move(
     request: Request,
-    deal_id: int,
+    deal_id: Id,
     session: SessionDep,
     stage: Annotated[str, Form()],
-    version: Annotated[int, Form()],
+    version: Version,
     reason: Annotated[str, Form()] = "",
     comment: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
@@ -256,8 +272,12 @@ def _status_of(exc: Exception) -> int:
 
 
 @router.get("/deals/{deal_id}", response_class=HTMLResponse)
+def deal_view(request: Request, deal_id: Id, session: SessionDep) -> Response:
+    return deal_page(request, deal_id, session)
+
+
 def deal_page(
-    request: Request, deal_id: int, session: SessionDep, error: str | None = None, status: int = 200
+    request: Request, deal_id: int, session: Session, error: str | None = None, status: int = 200
 ) -> Response:
     ws = workspace(request)
     deal = visible_deal(ws, session.account, deal_id)
@@ -292,9 +312,9 @@ def deal_page(
 @router.post("/deals/{deal_id}/edit")
 def edit_deal(
     request: Request,
-    deal_id: int,
+    deal_id: Id,
     session: SessionDep,
-    version: Annotated[int, Form()],
+    version: Version,
     title: Annotated[str, Form()] = "",
     amount: Annotated[str, Form()] = "",
     currency: Annotated[str, Form()] = "RUB",
@@ -326,7 +346,7 @@ def edit_deal(
 @router.post("/deals/{deal_id}/activities")
 def add_activity(
     request: Request,
-    deal_id: int,
+    deal_id: Id,
     session: SessionDep,
     kind: Annotated[str, Form()],
     note: Annotated[str, Form()] = "",
@@ -353,7 +373,7 @@ def add_activity(
 
 @router.post("/activities/{activity_id}/complete")
 def complete_activity(
-    request: Request, activity_id: int, session: SessionDep, csrf: Annotated[str, Form()] = ""
+    request: Request, activity_id: Id, session: SessionDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(request, session, csrf)
     ws = workspace(request)
@@ -365,7 +385,7 @@ def complete_activity(
 # -- the dashboard ----------------------------------------------------------------------------------------
 
 
-def _dashboard(request: Request, pipeline_id: int, session: Session) -> dashboard.Dashboard:
+def _dashboard(request: Request, pipeline_id: Id, session: Session) -> dashboard.Dashboard:
     q = request.query_params
     by = (q.get("by") or "").strip() or None
     if by is not None and by not in dashboard.BREAKDOWNS:
@@ -376,7 +396,7 @@ def _dashboard(request: Request, pipeline_id: int, session: Session) -> dashboar
 
 
 @router.get("/dashboard/{pipeline_id}", response_class=HTMLResponse)
-def dashboard_page(request: Request, pipeline_id: int, session: SessionDep) -> Response:
+def dashboard_page(request: Request, pipeline_id: Id, session: SessionDep) -> Response:
     d = _dashboard(request, pipeline_id, session)
     t = Translator(_lang(request, session))
     q = request.query_params
@@ -399,7 +419,7 @@ def dashboard_page(request: Request, pipeline_id: int, session: SessionDep) -> R
 
 
 @router.get("/dashboard/{pipeline_id}/export/{name}.{fmt}")
-def export_table(request: Request, pipeline_id: int, name: str, fmt: str, session: SessionDep) -> Response:
+def export_table(request: Request, pipeline_id: Id, name: str, fmt: str, session: SessionDep) -> Response:
     """A dashboard table as CSV (the locale's separators) or XLSX, written by :func:`voronka.io.export.write_frame`."""
     if name not in dashboard.TABLES:
         raise NotFoundError(f"No table {name!r}: use one of {', '.join(dashboard.TABLES)}.")
@@ -425,7 +445,11 @@ def export_table(request: Request, pipeline_id: int, name: str, fmt: str, sessio
 
 
 @router.get("/settings", response_class=HTMLResponse)
-def settings_page(request: Request, session: SessionDep, error: str | None = None, status: int = 200) -> Response:
+def settings_view(request: Request, session: SessionDep) -> Response:
+    return settings_page(request, session)
+
+
+def settings_page(request: Request, session: Session, error: str | None = None, status: int = 200) -> Response:
     if not session.account.sees_all:
         raise access.Forbidden("Settings are for heads of sales and admins.")
     ws = workspace(request)
@@ -463,9 +487,9 @@ def settings_add_user(
 @router.post("/settings/stages/{stage_id}/sla")
 def settings_sla(
     request: Request,
-    stage_id: int,
+    stage_id: Id,
     session: SessionDep,
-    pipeline: Annotated[int, Form()],
+    pipeline: Annotated[int, Form(ge=1, le=access.DB_INT_MAX)],
     sla: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
@@ -483,7 +507,7 @@ def settings_sla(
 @router.post("/settings/pipelines/{pipeline_id}/reasons")
 def settings_reason(
     request: Request,
-    pipeline_id: int,
+    pipeline_id: Id,
     session: SessionDep,
     reason: Annotated[str, Form()],
     csrf: Annotated[str, Form()] = "",

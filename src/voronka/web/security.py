@@ -72,9 +72,7 @@ def api_account(request: Request) -> Account:
 
 
 def set_session_cookie(response: Response, token: str, *, secure: bool, max_age: int) -> None:
-    response.set_cookie(
-        SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure, path="/"
-    )
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure, path="/")
 
 
 def new_login_csrf() -> str:
