@@ -25,7 +25,16 @@ class Forbidden(VoronkaError):
 
 
 def workspace(request: Request) -> Workspace:
-    return request.app.state.ws  # type: ignore[no-any-return]
+    """The request's own Workspace object over the app's shared engine (and its connection pool).
+
+    A Workspace keeps its open transaction on itself, so one object must not serve two threads at once: the
+    server runs requests on a thread pool, and each request gets its own.
+    """
+    ws = request.scope.get("voronka_ws")
+    if ws is None:
+        ws = Workspace(request.app.state.ws.engine)
+        request.scope["voronka_ws"] = ws
+    return ws  # type: ignore[no-any-return]
 
 
 def can_see(account: Account, deal: Deal) -> bool:

@@ -6,6 +6,8 @@ pages show the same message on an error page (or as JSON to the board's scripts,
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,35 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (InputError, 422, "invalid"),
     (VoronkaError, 400, "error"),
 ]
+
+
+class SqliteWriteQueue:
+    """On SQLite, run requests that may write (POST, PATCH, ...) one at a time, in arrival order.
+
+    SQLite has one writer at a time; concurrent writers wait in SQLite's busy handler, which sleeps in steps of
+    up to 100 ms, so that under load most of a write's time is sleeping. Queuing them here instead costs nothing
+    while the lock is free and keeps each write as fast as alone. Reads (GET) never wait here: they run
+    concurrently on WAL snapshots. One asyncio lock per event loop (the server has one; each test client has its
+    own, and between those SQLite's own locking still keeps writes apart).
+    """
+
+    SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: Any, enabled: bool) -> None:
+        self.app = app
+        self.enabled = enabled
+        self.locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self.enabled or scope["type"] != "http" or scope["method"] in self.SAFE:
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        lock = self.locks.get(loop)
+        if lock is None:
+            lock = self.locks[loop] = asyncio.Lock()
+        async with lock:
+            await self.app(scope, receive, send)
 
 
 def error_body(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -77,6 +108,7 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
         """Plotly's own bundle from the installed package: the charts work offline."""
         return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
+    app.add_middleware(SqliteWriteQueue, enabled=ws.engine.dialect.name == "sqlite")
     app.include_router(api.router)
     app.include_router(pages.router)
     _handlers(app)
