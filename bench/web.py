@@ -254,7 +254,7 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, obje
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"the server did not start; see {log.name}")
+                    raise SystemExit(f"the server did not start; see {log.name}") from None
                 time.sleep(0.2)
         print(
             f"   {args.clients} clients moving {len(start_versions):,} open deals for {args.seconds:.0f} s ...",
@@ -317,7 +317,8 @@ def main() -> int:
                 _drop_pg(url)
     print(f"\nload: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1 and 5 min), {os.cpu_count()} cores")
     print(
-        f"{'backend':<11}{'moves':>8}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'lost':>6}{'doubled':>8}{'board ms':>10}  errors"
+        f"{'backend':<11}{'moves':>8}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
+        f"{'lost':>6}{'doubled':>8}{'board ms':>10}  errors"
     )
     for r in results:
         print(
