@@ -10,7 +10,8 @@ For each backend: the demo workspace is built (``voronka demo``, 3,000 deals) pl
 5,000 open deals; ``voronka serve`` runs in its own process on 127.0.0.1; ``--clients`` asyncio clients (httpx)
 each own a disjoint set of open deals and move them round their funnel's open stages through
 ``POST /api/v1/deals/{id}/move`` with the version they last saw, as fast as answers come (no think time), for
-``--seconds``. Reported: requests/s and p50/p95/p99 latency of the moves, as the clients measured them.
+``--seconds`` (``--think S``: each client waits a random time of mean S seconds between moves, as people
+do). Reported: requests/s and p50/p95/p99 latency of the moves, as the clients measured them.
 
 Afterwards the move log and the deals' cached stages are checked against every acknowledged move: each
 acknowledged move id is in the log with its deal and stage, no deal has a move the clients were not told of
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -146,10 +148,13 @@ def _clients(url: str, n: int) -> tuple[list[Client], dict[int, int]]:
     return clients, start_versions
 
 
-async def _run_client(http: httpx.AsyncClient, c: Client, token: str, until: float) -> None:
+async def _run_client(http: httpx.AsyncClient, c: Client, token: str, until: float, think: float) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     i = 0
+    rng = random.Random(id(c))
     while time.monotonic() < until:
+        if think:
+            await asyncio.sleep(rng.expovariate(1 / think))
         deal = c.deals[i % len(c.deals)]
         i += 1
         stages = c.stages[deal]
@@ -167,12 +172,12 @@ async def _run_client(http: httpx.AsyncClient, c: Client, token: str, until: flo
             c.errors[r.status_code] += 1
 
 
-async def load(base: str, clients: list[Client], token: str, seconds: float) -> float:
+async def load(base: str, clients: list[Client], token: str, seconds: float, think: float) -> float:
     limits = httpx.Limits(max_connections=len(clients), max_keepalive_connections=len(clients))
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
         t0 = time.monotonic()
         until = t0 + seconds
-        await asyncio.gather(*(_run_client(http, c, token, until) for c in clients))
+        await asyncio.gather(*(_run_client(http, c, token, until, think) for c in clients))
         return time.monotonic() - t0
 
 
@@ -260,7 +265,7 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, obje
             f"   {args.clients} clients moving {len(start_versions):,} open deals for {args.seconds:.0f} s ...",
             flush=True,
         )
-        elapsed = asyncio.run(load(base, clients, token, args.seconds))
+        elapsed = asyncio.run(load(base, clients, token, args.seconds, args.think))
     finally:
         server.terminate()
         try:
@@ -302,6 +307,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--board-runs", type=int, default=10)
+    ap.add_argument(
+        "--think", type=float, default=0.0, help="Mean seconds a client waits between moves (0: none, flat out)."
+    )
     ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = ap.parse_args()
     results = []

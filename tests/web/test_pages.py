@@ -175,6 +175,12 @@ def test_api_move_patch_and_errors_have_one_shape(site: Site) -> None:
     r = c.patch(f"/api/v1/deals/{d}", json={"expected_version": 2, "amount": "95000.50"}, headers=auth)
     assert r.status_code == 200 and r.json()["version"] == 3
     assert c.get(f"/api/v1/deals/{d}/history", headers=auth).json()[-1]["author"] == "Helen Head"
+    r = c.post(f"/api/v1/deals/{d}/activities", json={"kind": "task", "due_at": "2030-01-01T10:00:00"}, headers=auth)
+    assert r.status_code == 201 and r.json()["due_at"] == "2030-01-01T10:00:00Z"  # no zone: UTC
+    r = c.post(f"/api/v1/deals/{d}/move", json={"stage": "Call", "expected_version": 3}, headers=auth)
+    assert r.status_code == 422 and "already in stage 'Call'" in r.json()["error"]["message"]
+    r = c.post("/api/v1/deals/999999/move", json={"stage": "Call", "expected_version": 1}, headers=auth)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = c.get("/api/v1/nothing-here", headers=auth)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 

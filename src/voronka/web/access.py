@@ -52,6 +52,12 @@ def visible_deal(ws: Workspace, account: Account, deal_id: int) -> Deal:
     return deal
 
 
+def movable_deal_id(ws: Workspace, account: Account, deal_id: int) -> int:
+    """``deal_id`` when ``account`` may move the deal. Heads and admins may move any deal, so no read is spent
+    on them (the move itself reports a deal that does not exist); managers' deals are read and checked."""
+    return deal_id if account.sees_all else visible_deal(ws, account, deal_id).id
+
+
 def visible_activity_deal(ws: Workspace, account: Account, activity_id: int) -> Deal:
     """The deal of an activity, when ``account`` may see that deal."""
     with ws.engine.connect() as conn:

@@ -5,12 +5,12 @@ The same permission rules as the pages: a manager's token sees and moves only th
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from voronka.domain.deal import Activity, ActivityKind, Deal, StageMove
 from voronka.errors import InputError
@@ -102,10 +102,17 @@ class DealPatch(BaseModel):
     owner: str | None = None
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC (as everywhere in Voronka)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
 class ActivityIn(BaseModel):
     kind: Literal["call", "meeting", "message", "task"]
     note: str | None = None
-    due_at: datetime | None = None
+    due_at: Annotated[datetime | None, AfterValidator(_utc)] = Field(
+        None, description="When it is due; ISO 8601, UTC when no zone is given."
+    )
     done: bool = False
 
 
@@ -294,10 +301,9 @@ def history(request: Request, deal_id: Id, account: AccountDep) -> list[MoveOut]
 def move(request: Request, deal_id: Id, body: MoveIn, account: AccountDep) -> MoveOut:
     """Move a deal; refused (409) when ``expected_version`` is old, (422) when a rule is broken."""
     ws = workspace(request)
-    deal = visible_deal(ws, account, deal_id)
     stage: int | str = body.stage
     m = ws.move_deal(
-        deal.id,
+        access.movable_deal_id(ws, account, deal_id),
         stage,
         reason=body.reason,
         comment=body.comment,
