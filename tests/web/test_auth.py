@@ -135,3 +135,14 @@ def test_an_imported_manager_gets_a_login(sqlite_ws) -> None:  # type: ignore[no
     sqlite_ws.add_user("Ирина Белова")
     acc = accounts.add_account(sqlite_ws, "irina", PASSWORD, name="Ирина Белова")
     assert acc.role == "manager" and sqlite_ws.users() == ["Ирина Белова"]
+
+
+def test_exports_and_dumps_keep_no_sessions_and_export_no_password_hashes(site: Site, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from voronka.io.dump import dump
+    from voronka.io.export import table_frame
+
+    site.client("anna")  # a live session
+    users = table_frame(site.ws, "users")
+    assert list(users.columns) == ["id", "name", "email", "role", "active"]
+    counts = dump(site.ws, tmp_path / "ws.zip")
+    assert "web_sessions" not in counts and counts["users"] == 4
