@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.cli.conftest import runner_for
 from tests.web.conftest import PASSWORD, Site, csrf_of
 from voronka.service import accounts
@@ -146,3 +148,18 @@ def test_exports_and_dumps_keep_no_sessions_and_export_no_password_hashes(site: 
     assert list(users.columns) == ["id", "name", "email", "role", "active"]
     counts = dump(site.ws, tmp_path / "ws.zip")
     assert "web_sessions" not in counts and counts["users"] == 4
+
+
+def test_pages_load_scripts_from_this_site_only(site: Site) -> None:
+    """No CDN: every script and stylesheet of the pages and the API docs is served by the app itself."""
+    head = site.client("head")
+    pid = site.ws.pipeline("Sales").id
+    for url in ("/login", f"/board/{pid}", f"/dashboard/{pid}", f"/deals/{site.anna_deal}", "/api/v1/docs"):
+        html = head.get(url).text
+        assets = re.findall(r"""(?:src|href)=["']([^"']+\.(?:js|css|png))["']""", html) + re.findall(
+            r"""(?:_url|url)\s*[:=]\s*['"]([^'"]+\.(?:js|css|png))['"]""", html
+        )
+        assert assets, url
+        for asset in assets:
+            assert asset.startswith("/"), (url, asset)
+            assert head.get(asset).status_code == 200, (url, asset)

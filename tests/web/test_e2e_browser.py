@@ -36,7 +36,8 @@ def _chromium() -> str:
     if Path(CHROMIUM).exists():
         return CHROMIUM
     if shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, timeout=900, check=False)
+        for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+            subprocess.run(step, capture_output=True, timeout=900, check=False)
         if Path(CHROMIUM).exists():
             return CHROMIUM
     pytest.skip(f"No Chromium at {CHROMIUM} and it could not be installed (apt-get install chromium, as root).")

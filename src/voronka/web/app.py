@@ -14,6 +14,7 @@ from typing import Any
 import plotly
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -92,7 +93,7 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
         description="Sales funnels with honest numbers. Authenticate with `Authorization: Bearer vk_...` "
         "(make a token with `voronka user token LOGIN`). Errors: "
         '`{"error": {"status": ..., "code": ..., "message": ...}}`.',
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served below with the vendored Swagger UI: no CDN
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -102,6 +103,16 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
     templates.env.globals["languages"] = {"en": "English", "ru": "Русский"}
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
+
+    @app.get("/api/v1/docs", include_in_schema=False)
+    def api_docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/api/v1/openapi.json",
+            title="Voronka API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
+        )
 
     @app.get("/static-plotly/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:
