@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
@@ -20,7 +20,7 @@ from voronka.errors import InputError, NotFoundError, VoronkaError
 from voronka.io.export import write_frame
 from voronka.service import accounts
 from voronka.service.accounts import Session
-from voronka.web import access, dashboard
+from voronka.web import access, dashboard, importing
 from voronka.web.access import visible_activity_deal, visible_deal, workspace
 from voronka.web.board import CARDS_PER_COLUMN, BoardFilters, build_board, column_cards, filter_choices
 from voronka.web.i18n import LANGUAGES, Translator, negotiate
@@ -519,3 +519,89 @@ def settings_reason(
         return settings_page(request, session, error="A loss reason needs a name.", status=422)
     workspace(request).add_reason(pipeline_id, reason)
     return RedirectResponse("/settings", status_code=303)
+
+
+# -- import ------------------------------------------------------------------------------------------------
+
+
+def _import_allowed(session: Session) -> None:
+    if not session.account.sees_all:
+        raise access.Forbidden("Imports are for heads of sales and admins.")
+
+
+@router.get("/settings/import", response_class=HTMLResponse)
+def import_page(request: Request, session: SessionDep) -> Response:
+    _import_allowed(session)
+    return render(request, "import.html", session, preview=None, summary=None, error=None, form={})
+
+
+@router.post("/settings/import", response_class=HTMLResponse)
+async def import_upload(
+    request: Request,
+    session: SessionDep,
+    file: Annotated[UploadFile, File()],
+    pipeline: Annotated[str, Form()] = "",
+    currency: Annotated[str, Form()] = "RUB",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, session, csrf)
+    _import_allowed(session)
+    data = await file.read(importing.MAX_BYTES + 1)
+    form = {"pipeline": pipeline, "currency": currency}
+    try:
+        token, _path = importing.save_upload(file.filename or "upload", data)
+        found = importing.preview(
+            workspace(request), token, mapping_yaml=None, pipeline=pipeline or None, currency=currency
+        )
+    except VoronkaError as exc:
+        return render(
+            request, "import.html", session, status=422, preview=None, summary=None, error=str(exc), form=form
+        )
+    return render(request, "import.html", session, preview=found, summary=None, error=None, form=form)
+
+
+@router.post("/settings/import/{token}", response_class=HTMLResponse)
+def import_run(
+    request: Request,
+    token: str,
+    session: SessionDep,
+    action: Annotated[str, Form()] = "preview",
+    mapping: Annotated[str, Form()] = "",
+    pipeline: Annotated[str, Form()] = "",
+    currency: Annotated[str, Form()] = "RUB",
+    create_missing: Annotated[str, Form()] = "",
+    skip_bad_rows: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Preview again with an edited mapping, or import."""
+    check_csrf(request, session, csrf)
+    _import_allowed(session)
+    ws = workspace(request)
+    form = {
+        "pipeline": pipeline,
+        "currency": currency,
+        "create_missing": create_missing,
+        "skip_bad_rows": skip_bad_rows,
+    }
+    try:
+        if action == "import":
+            summary = importing.run_import(
+                ws,
+                token,
+                mapping_yaml=mapping,
+                pipeline=pipeline or None,
+                currency=currency,
+                create_missing=bool(create_missing),
+                skip_bad_rows=bool(skip_bad_rows),
+            )
+            return render(request, "import.html", session, preview=None, summary=summary, error=None, form=form)
+        found = importing.preview(ws, token, mapping_yaml=mapping, pipeline=pipeline or None, currency=currency)
+        return render(request, "import.html", session, preview=found, summary=None, error=None, form=form)
+    except VoronkaError as exc:
+        try:
+            found = importing.preview(ws, token, mapping_yaml=mapping, pipeline=pipeline or None, currency=currency)
+        except VoronkaError:
+            found = None
+        return render(
+            request, "import.html", session, status=422, preview=found, summary=None, error=str(exc), form=form
+        )
