@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB ?= sqlite:///demo.db
+DEMO_PORT ?= 8000
 
 .PHONY: demo test lint bench clean
 
@@ -22,6 +23,10 @@ demo: $(VENV)/.installed
 	$(BIN)/voronka --db $(DEMO_DB) demo --replace
 	@echo
 	@echo "Demo workspace: $(DEMO_DB). Try:  $(BIN)/voronka --db $(DEMO_DB) funnel 1 --by owner"
+	@echo
+	@echo "Web app: http://127.0.0.1:$(DEMO_PORT)/  sign in as  head / voronka-demo  (head of sales; also admin,"
+	@echo "manager1 ... manager6 with the same password). Ctrl+C stops the server."
+	$(BIN)/voronka --db $(DEMO_DB) serve --host 127.0.0.1 --port $(DEMO_PORT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

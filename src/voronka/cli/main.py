@@ -14,6 +14,7 @@ from voronka.cli import (
     importing,
     pipeline,
     reports,
+    serve,
     workspace,
 )
 from voronka.cli import forecast as forecast_cli
@@ -53,6 +54,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(forecast_cli.app, name="forecast")
 app.add_typer(plan_cli.app, name="plan")
 app.add_typer(rates_cli.app, name="rates")
+serve.register(app)
 
 
 def main() -> None:

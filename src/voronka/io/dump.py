@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Date, Table, func, select
+from sqlalchemy.exc import IntegrityError
 
 from voronka.errors import InputError
 from voronka.store import migrate
@@ -21,6 +22,12 @@ from voronka.store.workspace import WorkspaceStore
 
 FORMAT = "voronka-dump"
 VERSION = 1
+# Browser sessions are not data: a restored workspace starts with everybody signed out.
+_SKIP = frozenset({"web_sessions"})
+
+
+def _tables() -> list[Table]:
+    return [t for t in metadata.sorted_tables if t.name not in _SKIP]
 
 
 def _encode(value: Any) -> Any:
@@ -49,7 +56,7 @@ def dump(store: WorkspaceStore, path: str | Path) -> dict[str, int]:
     """Write every table to ``path`` (a zip); returns the row count per table."""
     counts: dict[str, int] = {}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf, store.engine.connect() as conn:
-        for table in metadata.sorted_tables:
+        for table in _tables():
             pk = list(table.primary_key.columns)
             rows = conn.execute(select(table).order_by(*pk))
             lines = [json.dumps({k: _encode(v) for k, v in r._mapping.items()}, ensure_ascii=False) for r in rows]
@@ -75,7 +82,7 @@ def restore(store: WorkspaceStore, path: str | Path) -> dict[str, int]:
         return _restore(store, path)
     except InputError:
         raise
-    except (KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (KeyError, ValueError, EOFError, zipfile.BadZipFile, IntegrityError) as exc:
         raise InputError(
             f"{Path(path).name} is damaged ({exc.__class__.__name__}: {exc}); nothing was restored. "
             f"Make a new dump with `voronka dump`."
@@ -105,7 +112,7 @@ def _restore(store: WorkspaceStore, path: str | Path) -> dict[str, int]:
                         f"The workspace at {store.url} is not empty ({table.name} has rows); "
                         f"restore into a new, empty workspace."
                     )
-            for table in metadata.sorted_tables:
+            for table in _tables():
                 batch = list(_rows(zf, table))
                 for start in range(0, len(batch), 10_000):
                     conn.execute(table.insert(), batch[start : start + 10_000])

@@ -21,6 +21,7 @@ import numpy as np
 from voronka.domain.deal import ActivityKind
 from voronka.domain.pipeline import ProcessKind
 from voronka.errors import InputError
+from voronka.service.accounts import add_demo_logins
 from voronka.store.bulk import NewActivity, NewDeal, NewMove, write_histories
 from voronka.store.workspace import WorkspaceStore
 
@@ -156,6 +157,7 @@ def build_demo(
     for m in MANAGERS:
         store.add_user(m, role="manager")
     store.add_user("Елена Руководитель", role="head")
+    add_demo_logins(store, MANAGERS, "Елена Руководитель")
     items: list[NewDeal] = []
     for funnel in FUNNELS:
         store.create_pipeline(

@@ -71,6 +71,11 @@ users = Table(
     Column("email", String(320)),
     Column("role", String(16), nullable=False, server_default="manager"),
     Column("active", Boolean, nullable=False, server_default="1"),
+    # Web app accounts (migration 0003_auth): a user without a login or password cannot sign in.
+    Column("login", String(100)),
+    Column("password_hash", String(200)),
+    Column("locale", String(8)),
+    UniqueConstraint("login", name="uq_users_login"),
 )
 
 deals = Table(
@@ -191,4 +196,30 @@ currency_rates = Table(
     Column("day", Date, nullable=False),
     Column("rate", Float, nullable=False),
     UniqueConstraint("currency", "quote", "day", name="uq_currency_rates_day"),
+)
+
+# -- web app accounts (migration 0003_auth) ---------------------------------------------------------------
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False),  # SHA-256 of the cookie's random token; the token is not kept
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCTime, nullable=False),
+    Column("expires_at", UTCTime, nullable=False),
+    UniqueConstraint("token_hash", name="uq_web_sessions_token_hash"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCTime, nullable=False),
+    Column("revoked", Boolean, nullable=False, server_default="0"),
+    UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
 )

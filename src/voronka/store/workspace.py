@@ -21,7 +21,17 @@ from voronka.domain.templates import DEFAULT_LOST, DEFAULT_WON, get_template
 from voronka.errors import InputError, MoveError, NotFoundError, StaleDealError
 from voronka.store import migrate
 from voronka.store.engine import AFTER_TRANSACTION, WRITE, make_engine
-from voronka.store.schema import activities, deals, loss_reasons, pipelines, stage_moves, sync_state, users
+from voronka.store.schema import (
+    activities,
+    api_tokens,
+    deals,
+    loss_reasons,
+    pipelines,
+    stage_moves,
+    sync_state,
+    users,
+    web_sessions,
+)
 from voronka.store.schema import stages as stage_table
 
 _DEAL_COLUMNS = (
@@ -130,7 +140,17 @@ class WorkspaceStore:
     def clear(self) -> None:
         """Delete every pipeline, deal, move, activity and user: an empty workspace, same schema."""
         with self.transaction() as conn:
-            for table in (activities, stage_moves, deals, loss_reasons, stage_table, pipelines, users):
+            for table in (
+                activities,
+                stage_moves,
+                deals,
+                loss_reasons,
+                stage_table,
+                pipelines,
+                web_sessions,
+                api_tokens,
+                users,
+            ):
                 conn.execute(table.delete())
 
     def get_state(self, key: str) -> Any:

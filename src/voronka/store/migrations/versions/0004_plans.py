@@ -11,7 +11,7 @@ import voronka.store.types
 
 
 revision = '0004_plans'
-down_revision = '0002'
+down_revision = '0003_auth'
 branch_labels = None
 depends_on = None
 
