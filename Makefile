@@ -29,7 +29,7 @@ demo: $(VENV)/.installed
 	$(BIN)/voronka --db $(DEMO_DB) serve --host 127.0.0.1 --port $(DEMO_PORT)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

@@ -74,6 +74,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"voronka backends available: sqlite, {pg}"
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Under pytest-xdist the fixtures run in workers: the controller learns the backends from the test ids."""
+    if report.when == "call" and report.passed:
+        for backend in BACKENDS:
+            if f"[{backend}" in report.nodeid:
+                _used.add(backend)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     names = [f"postgresql ({pg_label()})" if b == "postgresql" else b for b in BACKENDS if b in _used]
     line = f"voronka backends: {', '.join(names) or 'none'}"
