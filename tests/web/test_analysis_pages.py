@@ -148,3 +148,4 @@ def test_russian_labels(rich: Site) -> None:
     assert "Бэктест" in head.get(f"/forecast/{pid}/backtest").text
     diag = head.get(f"/diagnosis/{pid}").text
     assert "Узкое место" in diag and "Подсказки" in diag
+    assert "recover " not in diag  # the benchmark's origin in Russian too

@@ -140,5 +140,12 @@ def build_diagnosis(ws: Workspace, pipe: Pipeline, account: Account) -> Diagnosi
     return ws.diagnose(pipe.id)
 
 
+def benchmark_source_ru(text: str) -> str:
+    """Where the benchmark comes from ("recover 20% of losses"), in Russian: the diagnosis's own wording."""
+    from voronka.analytics.diagnosis.diagnose import _ru_source
+
+    return _ru_source(text)
+
+
 def diagnosis_dict(d: DiagnosisResult) -> dict[str, Any]:
     return d.to_dict()

@@ -468,7 +468,10 @@ def diagnosis_page(request: Request, pipeline_id: Id, session: SessionDep) -> Re
     pipe = _pipe(request, pipeline_id)
     d = analysis.build_diagnosis(workspace(request), pipe, session.account)
     impact = next((s for s in d.stages.stages if s.stage == d.bottleneck), None)
-    return render(request, "diagnosis.html", session, d=d, pipe=pipe, impact=impact)
+    source = impact.benchmark_from if impact else ""
+    if source and _lang(request, session) == "ru":
+        source = analysis.benchmark_source_ru(source)
+    return render(request, "diagnosis.html", session, d=d, pipe=pipe, impact=impact, source=source)
 
 
 # -- settings ---------------------------------------------------------------------------------------------
