@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from voronka.domain.deal import Activity, ActivityKind, Deal, StageMove
 from voronka.errors import InputError
 from voronka.service.accounts import Account
-from voronka.web import access
+from voronka.web import access, analysis
 from voronka.web.access import visible_activity_deal, visible_deal, workspace
 from voronka.web.board import BoardFilters, build_board
 from voronka.web.dashboard import BREAKDOWNS, build_dashboard, parse_period
@@ -270,6 +270,35 @@ def stuck(request: Request, pipeline_id: Id, account: AccountDep) -> dict[str, A
     if not account.sees_all:
         result["deals"] = [d for d in result["deals"] if d["owner"] == account.name]
     return result
+
+
+@router.get("/pipelines/{pipeline_id}/forecast")
+def forecast(
+    request: Request,
+    pipeline_id: Id,
+    account: AccountDep,
+    target: Annotated[float | None, Query(gt=0, le=1e15)] = None,
+) -> dict[str, Any]:
+    """Months 1-3 ahead: won deals and revenue as mean, p10, p50, p90 over 2,000 Monte Carlo paths, with
+    ``p_target`` (the probability that revenue over the months reaches ``target``). A manager gets their own
+    forecast (``owner``) and no ``p_target``; a funnel with too little history answers 422."""
+    ws = workspace(request)
+    return analysis.build_forecast(ws, ws.pipeline(pipeline_id), account, target=target, strict=True).to_dict()
+
+
+@router.get("/pipelines/{pipeline_id}/backtest")
+def backtest(request: Request, pipeline_id: Id, account: AccountDep) -> dict[str, Any]:
+    """The rolling-origin backtest's summary per horizon (WAPE, bias, 80%/50% coverage); heads and admins only."""
+    ws = workspace(request)
+    return analysis.backtest_summary(ws, ws.pipeline(pipeline_id), account, strict=True)
+
+
+@router.get("/pipelines/{pipeline_id}/diagnosis")
+def diagnosis(request: Request, pipeline_id: Id, account: AccountDep) -> dict[str, Any]:
+    """``ws.diagnose``: the bottleneck with its revenue impact and interval, managers flagged, hints; heads and
+    admins only (it compares managers with each other)."""
+    ws = workspace(request)
+    return analysis.diagnosis_dict(analysis.build_diagnosis(ws, ws.pipeline(pipeline_id), account))
 
 
 @router.get("/deals/{deal_id}", response_model=DealOut)

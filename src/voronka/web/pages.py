@@ -20,7 +20,7 @@ from voronka.errors import InputError, NotFoundError, VoronkaError
 from voronka.io.export import write_frame
 from voronka.service import accounts
 from voronka.service.accounts import Session
-from voronka.web import access, dashboard, importing
+from voronka.web import access, analysis, dashboard, importing
 from voronka.web.access import visible_activity_deal, visible_deal, workspace
 from voronka.web.board import CARDS_PER_COLUMN, BoardFilters, build_board, column_cards, filter_choices
 from voronka.web.i18n import LANGUAGES, Translator, negotiate
@@ -439,6 +439,39 @@ def export_table(request: Request, pipeline_id: Id, name: str, fmt: str, session
     return FileResponse(
         path, media_type=media, filename=f"{d.pipeline.name}-{name}.{fmt}", background=BackgroundTask(cleanup)
     )
+
+
+# -- forecast and diagnosis -------------------------------------------------------------------------------
+
+
+@router.get("/forecast/{pipeline_id}", response_class=HTMLResponse)
+def forecast_page(request: Request, pipeline_id: Id, session: SessionDep) -> Response:
+    """Months 1-3: won deals and revenue (mean, p10, p50, p90), P(target); the backtest loads after the page."""
+    raw_target = request.query_params.get("target", "")
+    target = analysis.parse_target(raw_target) if session.account.sees_all else None
+    view = analysis.build_forecast(workspace(request), _pipe(request, pipeline_id), session.account, target=target)
+    return render(
+        request, "forecast.html", session, view=view, pipe=view.pipeline, raw_target=raw_target, paths=analysis
+    )
+
+
+@router.get("/forecast/{pipeline_id}/backtest", response_class=HTMLResponse)
+def backtest_fragment(request: Request, pipeline_id: Id, session: SessionDep) -> Response:
+    """The backtest's summary (WAPE, coverage) as a fragment of the forecast page; heads and admins only."""
+    bt = analysis.backtest_summary(workspace(request), _pipe(request, pipeline_id), session.account)
+    return render(request, "_backtest.html", session, bt=bt, paths=analysis)
+
+
+@router.get("/diagnosis/{pipeline_id}", response_class=HTMLResponse)
+def diagnosis_page(request: Request, pipeline_id: Id, session: SessionDep) -> Response:
+    """The bottleneck with its revenue impact, managers flagged, hints; heads and admins only."""
+    pipe = _pipe(request, pipeline_id)
+    d = analysis.build_diagnosis(workspace(request), pipe, session.account)
+    impact = next((s for s in d.stages.stages if s.stage == d.bottleneck), None)
+    source = impact.benchmark_from if impact else ""
+    if source and _lang(request, session) == "ru":
+        source = analysis.benchmark_source_ru(source)
+    return render(request, "diagnosis.html", session, d=d, pipe=pipe, impact=impact, source=source)
 
 
 # -- settings ---------------------------------------------------------------------------------------------
