@@ -10,9 +10,9 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from voronka.domain.deal import Activity, ActivityKind, Deal, StageMove
+from voronka.domain.deal import ActivityKind
 from voronka.errors import InputError
 from voronka.service.accounts import Account
 from voronka.web import access, analysis
@@ -60,6 +60,8 @@ class PipelineOut(BaseModel):
 
 
 class DealOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the domain dataclass
+
     id: int
     pipeline_id: Id
     stage_id: int
@@ -82,6 +84,8 @@ class MoveIn(BaseModel):
 
 
 class MoveOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the domain dataclass
+
     id: int
     deal_id: Id
     from_stage_id: int | None
@@ -117,9 +121,11 @@ class ActivityIn(BaseModel):
 
 
 class ActivityOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the domain dataclass
+
     id: int
     deal_id: Id
-    kind: str
+    kind: Annotated[str, BeforeValidator(lambda k: k.value if isinstance(k, ActivityKind) else k)]
     at: datetime
     due_at: datetime | None
     done: bool
@@ -141,49 +147,6 @@ class ColumnOut(BaseModel):
     count: int
     sums: dict[str, Decimal]
     deals: list[int]
-
-
-def _deal(d: Deal) -> DealOut:
-    return DealOut(
-        id=d.id,
-        pipeline_id=d.pipeline_id,
-        stage_id=d.stage_id,
-        title=d.title,
-        owner=d.owner,
-        amount=d.amount,
-        currency=d.currency,
-        source=d.source,
-        segment=d.segment,
-        created_at=d.created_at,
-        stage_since=d.stage_since,
-        version=d.version,
-    )
-
-
-def _move(m: StageMove) -> MoveOut:
-    return MoveOut(
-        id=m.id,
-        deal_id=m.deal_id,
-        from_stage_id=m.from_stage_id,
-        stage_id=m.stage_id,
-        at=m.at,
-        author=m.author,
-        reason=m.reason,
-        comment=m.comment,
-    )
-
-
-def _activity(a: Activity) -> ActivityOut:
-    return ActivityOut(
-        id=a.id,
-        deal_id=a.deal_id,
-        kind=a.kind.value,
-        at=a.at,
-        due_at=a.due_at,
-        done=a.done,
-        author=a.author,
-        note=a.note,
-    )
 
 
 @router.get("/me", response_model=MeOut)
@@ -303,7 +266,7 @@ def diagnosis(request: Request, pipeline_id: Id, account: AccountDep) -> dict[st
 
 @router.get("/deals/{deal_id}", response_model=DealOut)
 def get_deal(request: Request, deal_id: Id, account: AccountDep) -> DealOut:
-    return _deal(visible_deal(workspace(request), account, deal_id))
+    return DealOut.model_validate(visible_deal(workspace(request), account, deal_id))
 
 
 @router.patch("/deals/{deal_id}", response_model=DealOut)
@@ -317,13 +280,13 @@ def patch_deal(request: Request, deal_id: Id, body: DealPatch, account: AccountD
         raise InputError("A deal's title cannot be null; send a non-empty title or leave it out.")
     if "currency" in fields and fields["currency"] is None:
         raise InputError("A deal's currency cannot be null; send a 3-letter code or leave it out.")
-    return _deal(ws.update_deal(deal.id, expected_version=body.expected_version, **fields))
+    return DealOut.model_validate(ws.update_deal(deal.id, expected_version=body.expected_version, **fields))
 
 
 @router.get("/deals/{deal_id}/history", response_model=list[MoveOut])
 def history(request: Request, deal_id: Id, account: AccountDep) -> list[MoveOut]:
     ws = workspace(request)
-    return [_move(m) for m in ws.history(visible_deal(ws, account, deal_id).id)]
+    return [MoveOut.model_validate(m) for m in ws.history(visible_deal(ws, account, deal_id).id)]
 
 
 @router.post("/deals/{deal_id}/move", response_model=MoveOut)
@@ -339,13 +302,13 @@ def move(request: Request, deal_id: Id, body: MoveIn, account: AccountDep) -> Mo
         by=account.name,
         expected_version=body.expected_version,
     )
-    return _move(m)
+    return MoveOut.model_validate(m)
 
 
 @router.get("/deals/{deal_id}/activities", response_model=list[ActivityOut])
 def list_activities(request: Request, deal_id: Id, account: AccountDep) -> list[ActivityOut]:
     ws = workspace(request)
-    return [_activity(a) for a in ws.activities(visible_deal(ws, account, deal_id).id)]
+    return [ActivityOut.model_validate(a) for a in ws.activities(visible_deal(ws, account, deal_id).id)]
 
 
 @router.post("/deals/{deal_id}/activities", response_model=ActivityOut, status_code=201)
@@ -355,11 +318,11 @@ def add_activity(request: Request, deal_id: Id, body: ActivityIn, account: Accou
     a = ws.add_activity(
         deal.id, ActivityKind(body.kind), due_at=body.due_at, done=body.done, by=account.name, note=body.note
     )
-    return _activity(a)
+    return ActivityOut.model_validate(a)
 
 
 @router.post("/activities/{activity_id}/complete", response_model=ActivityOut)
 def complete_activity(request: Request, activity_id: Id, account: AccountDep) -> ActivityOut:
     ws = workspace(request)
     visible_activity_deal(ws, account, activity_id)
-    return _activity(ws.complete_activity(activity_id))
+    return ActivityOut.model_validate(ws.complete_activity(activity_id))
