@@ -22,16 +22,16 @@ from voronka.store.schema import deals, stage_moves
 from voronka.store.workspace import WorkspaceStore
 
 
-def _arrow(values: list[Any], kind: pa.DataType | None = None) -> pa.Array:
-    return pa.array(values, kind, from_pandas=False)
+def _encode(keys: pa.Array) -> tuple[list[Any], np.ndarray]:
+    """The distinct keys and, for each element, its position among them (``len(distinct)`` for nulls)."""
+    enc = keys.dictionary_encode()
+    return enc.dictionary.to_pylist(), pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
 
 
 def _lookup(keys: pa.Array, table: Callable[[Any], Any], dtype: Any, missing: Any) -> np.ndarray:
     """``table(key)`` for every element of ``keys``, computed once per distinct key (``missing`` for nulls)."""
-    enc = keys.dictionary_encode()
-    values = np.array([table(k) for k in enc.dictionary.to_pylist()] + [missing], dtype=dtype)
-    idx = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
-    return values[idx]
+    distinct, idx = _encode(keys)
+    return np.array([table(k) for k in distinct] + [missing], dtype=dtype)[idx]
 
 
 def insert_snapshots(
@@ -55,22 +55,20 @@ def insert_snapshots(
 
     def col(name: str, kind: pa.DataType | None = None) -> pa.Array:
         given = batch.deals.arrow.get(name)
-        arr = _arrow(cols[name], kind) if given is None else given if kind is None else given.cast(kind)
+        arr = pa.array(cols[name], kind) if given is None else given if kind is None else given.cast(kind)
         return arr if take is None else arr.take(take)
 
     pipeline, stage = col("pipeline", pa.string()), col("stage", pa.string())
     pair = pc.binary_join_element_wise(pipeline, stage, "\x1f")
-    info = {}
-    for key in pair.unique().to_pylist():
+    distinct, at_pair = _encode(pair)  # no nulls: every deal has a pipeline and a stage
+    pipe_of: dict[str, Pipeline] = {}
+    facts = []
+    for key in distinct:
         p_name, s_name = key.split("\x1f", 1)
-        pipe = pipes[p_name.casefold()]
+        pipe = pipe_of[key] = pipes[p_name.casefold()]
         st = pipe.stage(s_name)
-        info[key] = (pipe.id, st.id, pipe.open_stages[0].id, st.kind, pipe)
-    pid = _lookup(pair, lambda k: info[k][0], np.int64, 0)
-    sid = _lookup(pair, lambda k: info[k][1], np.int64, 0)
-    first = _lookup(pair, lambda k: info[k][2], np.int64, 0)
-    kind = _lookup(pair, lambda k: {StageKind.OPEN: 0, StageKind.WON: 1, StageKind.LOST: 2}[info[k][3]], np.int8, 0)
-    is_open, is_lost = kind == 0, kind == 2
+        facts.append((pipe.id, st.id, pipe.open_stages[0].id, st.kind is StageKind.OPEN, st.kind is StageKind.LOST))
+    pid, sid, first, is_open, is_lost = (np.array(column)[at_pair] for column in zip(*facts, strict=True))
     created = col("created", pa.int64()).to_numpy(zero_copy_only=False)
     closed = pc.fill_null(col("closed", pa.int64()), pa.array(created)).to_numpy(zero_copy_only=False)
     since = np.where(is_open, created, np.maximum(closed, created))
@@ -84,7 +82,7 @@ def insert_snapshots(
         amounts = pc.cast(pc.cast(amounts, pa.string()), pa.float64())
     customs = batch.deals.arrow.get("custom")
     if customs is None:
-        customs = _arrow(
+        customs = pa.array(
             [x if x is None or isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in cols["custom"]],
             pa.string(),
         )
@@ -110,13 +108,11 @@ def insert_snapshots(
     }
     # Every deal's creation move; closed deals enter the first open stage, then move to won or lost.
     shut = np.flatnonzero(~is_open)
-    reasons = _reason_ids(col("loss_reason", pa.string()), pair, info, shut, is_lost)
+    reasons = _reason_ids(col("loss_reason", pa.string()), pair, pipe_of, shut, is_lost)
     move_cols = {
         "deal_id": np.concatenate([ids, ids[shut]]),
         "pipeline_id": np.concatenate([pid, pid[shut]]),
-        "from_stage_id": pa.array(
-            np.concatenate([np.zeros(n, np.int64), first[shut]]), mask=np.arange(n + len(shut)) < n
-        ),
+        "from_stage_id": pa.concat_arrays([pa.nulls(n, pa.int64()), pa.array(first[shut])]),
         "stage_id": np.concatenate([np.where(is_open, sid, first), sid[shut]]),
         "at": np.concatenate([created, since[shut]]),
         "author_id": pa.concat_arrays([owners, owners.take(pa.array(shut))]),
@@ -128,7 +124,7 @@ def insert_snapshots(
 
 
 def _reason_ids(
-    reason: pa.Array, pair: pa.Array, info: dict[str, tuple[Any, ...]], shut: np.ndarray, is_lost: np.ndarray
+    reason: pa.Array, pair: pa.Array, pipe_of: dict[str, Pipeline], shut: np.ndarray, is_lost: np.ndarray
 ) -> pa.Array:
     """The loss-reason id of each closed deal (null for won deals and lost ones without a reason)."""
     lost = is_lost[shut]
@@ -137,7 +133,7 @@ def _reason_ids(
 
     def reason_id(k: str) -> int:
         p_key, name = k.split("\x1e", 1)
-        return reason_id_of(info[p_key][4], name) if name else -1
+        return reason_id_of(pipe_of[p_key], name) if name else -1
 
     out = _lookup(key, reason_id, np.int64, -1)
     return pa.array(out, mask=out < 0)
