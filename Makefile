@@ -7,16 +7,25 @@ DEMO_PORT ?= 8000
 
 .PHONY: demo test lint bench clean
 
+# Python caches compiled modules (.pyc) on first import unless PYTHONDONTWRITEBYTECODE is set; where the shell
+# sets it, every start would compile pandas, SciPy and the rest again (seconds each). uv does not compile at
+# install (pip does, for every module, plotly's thousands included), so the cache fills with what is imported.
+unexport PYTHONDONTWRITEBYTECODE
+
+# uv installs from its cache in seconds where pip takes about a minute; pip stays the fallback.
+INSTALL = if [ -x $(BIN)/uv ]; then $(BIN)/uv pip install -q --python $(BIN)/python $(1); \
+	else $(BIN)/pip install -q $(1); fi
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q uv || echo "uv is not available: installing with pip (slower)"
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(call INSTALL,-e .)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(call INSTALL,-e '.[dev]')
 	touch $(VENV)/.installed $@
 
 demo: $(VENV)/.installed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -21,7 +22,9 @@ def _config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str:
+    """The newest revision of the migrations shipped with this package (read from disk once per process)."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
