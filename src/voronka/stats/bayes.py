@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import betaln
 
 
 def _params(*xs: float) -> None:
@@ -28,6 +27,8 @@ def prob_to_beat(a_a: float, b_a: float, a_b: float, b_b: float) -> float:
     >>> round(prob_to_beat(1 + 10, 1 + 90, 1 + 20, 1 + 80), 4)
     0.9752
     """
+    from scipy.special import betaln
+
     _params(a_a, b_a, a_b, b_b)
     if float(a_b).is_integer():
         i = np.arange(int(a_b), dtype=np.float64)

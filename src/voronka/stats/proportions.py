@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 
-from scipy import stats as sps
-
 from voronka.stats.intervals import _z, wilson
 
 
@@ -27,6 +25,8 @@ def jeffreys(successes: int, trials: int, confidence: float = 0.95) -> tuple[flo
     >>> round(low, 4), round(high, 4)
     (0.308, 0.4977)
     """
+    from scipy import stats as sps
+
     _check(successes, trials)
     if trials == 0:
         return math.nan, math.nan
@@ -66,6 +66,8 @@ def score_test(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
     z is positive when the first group converts better. With no variance at all (both 0% or both 100%) the
     groups cannot differ: z = 0, p = 1.
     """
+    from scipy import stats as sps
+
     _check(k1, n1)
     _check(k2, n2)
     if n1 == 0 or n2 == 0:
@@ -80,6 +82,8 @@ def score_test(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
 
 def exact_test(k1: int, n1: int, k2: int, n2: int) -> float:
     """Fisher's exact test of ``p1 = p2`` on the 2×2 table; the two-sided p-value (for small samples)."""
+    from scipy import stats as sps
+
     _check(k1, n1)
     _check(k2, n2)
     return float(sps.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
@@ -87,6 +91,8 @@ def exact_test(k1: int, n1: int, k2: int, n2: int) -> float:
 
 def binomial_test(successes: int, trials: int, p: float) -> float:
     """The exact binomial test of "the true rate is ``p``"; the two-sided p-value (minimum-likelihood method)."""
+    from scipy import stats as sps
+
     _check(successes, trials)
     if not 0 <= p <= 1:
         raise ValueError(f"rate {p!r} must be between 0 and 1")

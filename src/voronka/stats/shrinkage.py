@@ -12,9 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize
-from scipy.special import betaln, expit, logit
-from scipy.stats import beta as beta_dist
 
 MAX_CONCENTRATION = 1e7
 
@@ -48,6 +45,8 @@ class Shrunk:
 def beta_binomial_loglik(successes: ArrayLike, trials: ArrayLike, alpha: float, beta: float) -> float:
     """The beta-binomial log likelihood of the counts, without the binomial coefficients (they do not depend
     on α, β)."""
+    from scipy.special import betaln
+
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     return float(np.sum(betaln(k + alpha, n - k + beta) - betaln(alpha, beta)))
@@ -55,6 +54,9 @@ def beta_binomial_loglik(successes: ArrayLike, trials: ArrayLike, alpha: float, 
 
 def fit_beta_prior(successes: ArrayLike, trials: ArrayLike) -> BetaPrior:
     """Maximum-marginal-likelihood Beta prior for the groups' rates (groups with no trials are ignored)."""
+    from scipy import optimize
+    from scipy.special import expit, logit
+
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     if k.shape != n.shape or np.any(k < 0) or np.any(k > n):
@@ -93,6 +95,8 @@ def shrink(successes: ArrayLike, trials: ArrayLike, confidence: float = 0.95) ->
     >>> [round(float(r), 3) for r in s.rate]
     [0.5, 0.5, 0.5]
     """
+    from scipy.stats import beta as beta_dist
+
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     prior = fit_beta_prior(k, n)

@@ -77,29 +77,39 @@ def write_histories(store: WorkspaceStore, items: Sequence[NewDeal]) -> list[int
     with store.transaction() as conn:
         pipes = {p.name: p for p in store.pipelines()}
         reason_ids = _reason_ids(conn)
+        known: dict[str, int | None] = {}
+
+        def user_id(name: str | None) -> int | None:  # one query per distinct name, not per move
+            key = name or ""
+            if key not in known:
+                known[key] = store._user_id(conn, name)
+            return known[key]
+
+        insert_deal = deals.insert()
         ids = []
         move_rows: list[dict[str, Any]] = []
         act_rows: list[dict[str, Any]] = []
         for n, item in enumerate(items):
-            rows = _moves(item, n, pipes, reason_ids, conn, store)
+            rows = _moves(item, n, pipes, reason_ids, conn, store, user_id)
             last = rows[-1]
             deal_id = conn.execute(
-                deals.insert().values(
-                    pipeline_id=last["pipeline_id"],
-                    stage_id=last["stage_id"],
-                    stage_since=last["at"],
-                    title=item.title,
-                    owner_id=store._user_id(conn, item.owner),
-                    amount=item.amount,
-                    currency=item.currency,
-                    source=item.source,
-                    segment=item.segment,
-                    created_at=rows[0]["at"],
-                    external_id=item.external_id,
-                    external_source=item.external_source,
-                    custom=item.custom,
-                    version=1,
-                )
+                insert_deal,  # parameters apart from the statement: it is compiled once, not once per deal
+                {
+                    "pipeline_id": last["pipeline_id"],
+                    "stage_id": last["stage_id"],
+                    "stage_since": last["at"],
+                    "title": item.title,
+                    "owner_id": user_id(item.owner),
+                    "amount": item.amount,
+                    "currency": item.currency,
+                    "source": item.source,
+                    "segment": item.segment,
+                    "created_at": rows[0]["at"],
+                    "external_id": item.external_id,
+                    "external_source": item.external_source,
+                    "custom": item.custom,
+                    "version": 1,
+                },
             ).inserted_primary_key[0]
             ids.append(int(deal_id))
             move_rows += [{**r, "deal_id": deal_id} for r in rows]
@@ -110,7 +120,7 @@ def write_histories(store: WorkspaceStore, items: Sequence[NewDeal]) -> list[int
                     "at": a.at,
                     "due_at": a.due_at,
                     "done": a.done,
-                    "author_id": store._user_id(conn, a.by),
+                    "author_id": user_id(a.by),
                     "note": a.note,
                 }
                 for a in item.activities
@@ -133,6 +143,7 @@ def _moves(
     reason_ids: dict[tuple[int, str], int],
     conn: Connection,
     store: WorkspaceStore,
+    user_id: Callable[[str | None], int | None],
 ) -> list[dict[str, Any]]:
     if not item.moves:
         raise MoveError(f"Deal #{n + 1} ({item.title!r}) has no moves; give at least its creation stage.")
@@ -164,7 +175,7 @@ def _moves(
                 "from_stage_id": prev_stage,
                 "stage_id": stage.id,
                 "at": move.at,
-                "author_id": store._user_id(conn, move.by),
+                "author_id": user_id(move.by),
                 "reason_id": reason_id,
                 "comment": move.comment,
             }

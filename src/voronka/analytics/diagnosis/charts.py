@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from scipy import stats as sps
 
 from voronka.analytics.diagnosis.bottleneck import BottleneckResult
 from voronka.analytics.diagnosis.managers import ManagersResult
@@ -47,6 +46,8 @@ def impact_figure(b: BottleneckResult, title: str, currency: str = "") -> go.Fig
 
 def funnel_plot_figure(m: ManagersResult, position: int, title: str) -> go.Figure:
     """Managers' rates at one stage against their decided deals, with the 95% and 99.8% control limits."""
+    from scipy import stats as sps
+
     rows = [r for r in m.rows if r.position == position and r.decided > 0 and r.rate is not None]
     fig = go.Figure()
     if not rows or rows[0].centre is None:

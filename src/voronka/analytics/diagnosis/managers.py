@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from voronka.analytics.diagnosis._common import Result
 from voronka.analytics.diagnosis.deals import DealTable, stage_counts
@@ -87,6 +86,8 @@ class ManagersResult(Result):
 
 
 def _limits(centre: float, n: int, level: float) -> tuple[float, float]:
+    from scipy import stats as sps
+
     tail = (1 - level) / 2
     return float(sps.binom.ppf(tail, n, centre) / n), float(sps.binom.isf(tail, n, centre) / n)
 
@@ -146,6 +147,8 @@ def managers_report(table: DealTable, *, fdr: float = 0.05, confidence: float = 
 
 def speed_to_lead(f: pd.DataFrame, fdr: float = 0.05) -> tuple[list[ManagerSpeed], float | None]:
     """Hours from entry to the first call per manager, and who is slower than the rest of the team."""
+    from scipy import stats as sps
+
     hours = (f["first_call"] - f["entry"]).dt.total_seconds() / 3600
     data = pd.DataFrame({"owner": f["owner"], "hours": hours}).dropna()
     data = data[data["hours"] >= 0]

@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm, poisson
 
 from voronka.analytics.forecast.chain import outlook
 from voronka.analytics.forecast.history import DAY_US, FlowHistory, entries, open_deals, wins
@@ -193,12 +192,16 @@ def _schedule(w: np.ndarray, as_of: int, days: int) -> list[WeekShare]:
 
 def _poisson_ppf(u: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Poisson quantiles at ``u`` (so that one set of uniforms gives counts that grow with the mean)."""
+    from scipy.stats import poisson
+
     return poisson.ppf(u, mean).astype(np.int64)
 
 
 def _sum_amounts(n: np.ndarray, pool: np.ndarray, picks: np.ndarray) -> np.ndarray:
     """The revenue of ``n`` wins per path: ``n`` × the pool mean, spread by the pool's variance (normal shape,
     one fixed quantile per path so that the revenue grows with ``n``)."""
+    from scipy.stats import norm
+
     z = norm.ppf(np.clip(picks, 1e-9, 1 - 1e-9))
     return np.maximum(n * pool.mean() + z * np.sqrt(n) * pool.std(), 0)
 
