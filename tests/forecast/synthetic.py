@@ -41,6 +41,8 @@ def generate(p: Process, days: float, seed: int) -> FlowHistory:
     rng = np.random.default_rng(seed)
     count = rng.poisson(p.arrivals_per_day * days)
     starts = np.sort(rng.uniform(0, days, count))
+    # the destination by inverse CDF: rng.choice with p= costs ~20 µs a call, most of a history's generation
+    cdf = [np.cumsum(np.array(d) / sum(d)) for d in p.dest]
     deal, cat, at = [], [], []
     for i, t in enumerate(starts):
         s = 0
@@ -53,7 +55,7 @@ def generate(p: Process, days: float, seed: int) -> FlowHistory:
             t = t + rng.exponential(1 / p.hazard[s])
             if t >= days:
                 break
-            s = int(rng.choice(p.n + 2, p=np.array(p.dest[s]) / sum(p.dest[s])))
+            s = min(int(np.searchsorted(cdf[s], rng.random(), side="right")), p.n + 1)
     if p.amount_sigma > 0:
         amounts = p.amount_mean * rng.lognormal(-(p.amount_sigma**2) / 2, p.amount_sigma, count)
     else:
