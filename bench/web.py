@@ -7,11 +7,14 @@ Run::
     .venv/bin/python bench/web.py --backend sqlite
 
 For each backend: the demo workspace is built (``voronka demo``, 3,000 deals) plus a funnel "Bench board" of
-5,000 open deals; ``voronka serve`` runs in its own process on 127.0.0.1; ``--clients`` asyncio clients (httpx)
-each own a disjoint set of open deals and move them round their funnel's open stages through
+5,000 open deals; ``voronka serve`` runs in its own process on 127.0.0.1; ``--clients`` asyncio clients (each
+its own keep-alive connection, speaking plain HTTP/1.1: see ``Connection``) each own a disjoint set of open
+deals and move them round their funnel's open stages through
 ``POST /api/v1/deals/{id}/move`` with the version they last saw, as fast as answers come (no think time), for
 ``--seconds`` (``--think S``: each client waits a random time of mean S seconds between moves, as people
-do). Reported: requests/s and p50/p95/p99 latency of the moves, as the clients measured them.
+do). Reported: requests/s and p50/p95/p99 latency of the moves, as the clients measured them, and the CPU
+milliseconds per move of the server process and of the clients (the part of the result that does not depend on
+what else the machine is doing).
 
 Afterwards the move log and the deals' cached stages are checked against every acknowledged move: each
 acknowledged move id is in the log with its deal and stage, no deal has a move the clients were not told of
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import socket
@@ -148,8 +152,52 @@ def _clients(url: str, n: int) -> tuple[list[Client], dict[int, int]]:
     return clients, start_versions
 
 
-async def _run_client(http: httpx.AsyncClient, c: Client, token: str, until: float, think: float) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends JSON POSTs and reads the answers: the load generator.
+
+    httpx costs about 10 ms of CPU per request here, more than the server's own work, and the clients share the
+    machine's two cores with the server; a browser or a script on another machine costs the server nothing. So
+    the clients speak the few lines of HTTP they need themselves (Content-Length or chunked bodies).
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def post(self, path: str, payload: object, token: str) -> tuple[int, bytes]:
+        body = json.dumps(payload).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status = int((await self.reader.readline()).split()[1])
+        length, chunked = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        if not chunked:
+            return status, await self.reader.readexactly(length)
+        parts = []
+        while size := int((await self.reader.readline()).split(b";")[0], 16):
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readline()
+        await self.reader.readline()
+        return status, b"".join(parts)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _run_client(http: Connection, c: Client, token: str, until: float, think: float) -> None:
     i = 0
     rng = random.Random(id(c))
     while time.monotonic() < until:
@@ -160,25 +208,28 @@ async def _run_client(http: httpx.AsyncClient, c: Client, token: str, until: flo
         stages = c.stages[deal]
         nxt = stages[(stages.index(c.current[deal]) + 1) % len(stages)]
         t0 = time.perf_counter()
-        r = await http.post(
-            f"/api/v1/deals/{deal}/move", json={"stage": nxt, "expected_version": c.versions[deal]}, headers=headers
+        status, body = await http.post(
+            f"/api/v1/deals/{deal}/move", {"stage": nxt, "expected_version": c.versions[deal]}, token
         )
         c.latencies.append(time.perf_counter() - t0)
-        if r.status_code == 200:
-            c.acks.append((deal, nxt, r.json()["id"]))
+        if status == 200:
+            c.acks.append((deal, nxt, json.loads(body)["id"]))
             c.versions[deal] += 1
             c.current[deal] = nxt
         else:
-            c.errors[r.status_code] += 1
+            c.errors[status] += 1
 
 
-async def load(base: str, clients: list[Client], token: str, seconds: float, think: float) -> float:
-    limits = httpx.Limits(max_connections=len(clients), max_keepalive_connections=len(clients))
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+async def load(port: int, clients: list[Client], token: str, seconds: float, think: float) -> float:
+    conns = [await Connection.open("127.0.0.1", port) for _ in clients]
+    try:
         t0 = time.monotonic()
         until = t0 + seconds
-        await asyncio.gather(*(_run_client(http, c, token, until, think) for c in clients))
+        await asyncio.gather(*(_run_client(h, c, token, until, think) for h, c in zip(conns, clients, strict=True)))
         return time.monotonic() - t0
+    finally:
+        for h in conns:
+            h.close()
 
 
 def verify(url: str, clients: list[Client], start_versions: dict[int, int]) -> tuple[int, int]:
@@ -237,6 +288,15 @@ def board_time(url: str, pipeline_id: int, runs: int) -> tuple[float, int]:
     return statistics.median(times[1:]), size
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, object]:
     print(f"\n== {name}: building the demo workspace and a {BOARD_DEALS:,}-deal funnel ...", flush=True)
     token, board_pipe = build(url)
@@ -265,7 +325,9 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, obje
             f"   {args.clients} clients moving {len(start_versions):,} open deals for {args.seconds:.0f} s ...",
             flush=True,
         )
-        elapsed = asyncio.run(load(base, clients, token, args.seconds, args.think))
+        server_cpu, client_cpu = _cpu_seconds(server.pid), time.process_time()
+        elapsed = asyncio.run(load(port, clients, token, args.seconds, args.think))
+        server_cpu, client_cpu = _cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
     finally:
         server.terminate()
         try:
@@ -292,6 +354,8 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, obje
         "acked": acks,
         "errors": dict(errors),
         "rps": len(lat) / elapsed,
+        "server_cpu_ms": server_cpu / max(len(lat), 1) * 1000,  # CPU per request: does not depend on the load
+        "client_cpu_ms": client_cpu / max(len(lat), 1) * 1000,
         "p50": q(0.50),
         "p95": q(0.95),
         "p99": q(0.99),
@@ -326,13 +390,15 @@ def main() -> int:
     print(f"\nload: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1 and 5 min), {os.cpu_count()} cores")
     print(
         f"{'backend':<11}{'moves':>8}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
-        f"{'lost':>6}{'doubled':>8}{'board ms':>10}  errors"
+        f"{'lost':>6}{'doubled':>8}{'board ms':>10}{'srv cpu':>9}{'cli cpu':>9}  errors"
     )
     for r in results:
         print(
             f"{r['backend']:<11}{r['acked']:>8}{r['rps']:>8.0f}{r['p50']:>8.1f}{r['p95']:>8.1f}{r['p99']:>8.1f}"
-            f"{r['lost']:>6}{r['doubled']:>8}{r['board_ms']:>10.0f}  {r['errors'] or '-'}"
+            f"{r['lost']:>6}{r['doubled']:>8}{r['board_ms']:>10.0f}{r['server_cpu_ms']:>9.1f}"
+            f"{r['client_cpu_ms']:>9.1f}  {r['errors'] or '-'}"
         )
+    print("srv cpu, cli cpu: CPU milliseconds per move in the server and in the clients (independent of the load)")
     print("bar: p95 < 100 ms, 0 lost, 0 doubled, board < 500 ms")
     for r in results:
         verdict = [

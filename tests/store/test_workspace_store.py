@@ -179,8 +179,9 @@ def test_the_log_is_append_only_and_the_cached_stage_is_its_last_move(sales: Wor
     seen = sales.history(d.id)
     for stage, at in path:
         reason = "Дорого" if stage == "Lost" else None
-        sales.move_deal(d.id, stage, at=T(at), reason=reason, by="Boris", comment=f"to {stage}")
+        moved = sales.move_deal(d.id, stage, at=T(at), reason=reason, by="Boris", comment=f"to {stage}")
         now = sales.history(d.id)
+        assert moved == now[-1]  # what a move returns is what the log keeps
         assert now[: len(seen)] == seen  # earlier entries are never rewritten
         assert len(now) == len(seen) + 1
         seen = now
@@ -243,8 +244,10 @@ def test_lost_without_a_reason_where_reasons_are_optional(ws: Workspace) -> None
 def test_loss_reasons_match_case_insensitively(sales: Workspace) -> None:
     for i, given in enumerate(["дорого", "ДОРОГО", " Дорого ", "no budget", "NO BUDGET"]):
         d = sales.add_deal("Sales", f"Kitchen {i}", at=T("2026-01-01"))
-        sales.move_deal(d.id, "Lost", at=T("2026-01-02"), reason=given)
-        assert sales.history(d.id)[-1].reason == ("No budget" if "budget" in given.lower() else "Дорого")
+        moved = sales.move_deal(d.id, "Lost", at=T("2026-01-02"), reason=given, by=" Anna " if i % 2 else "")
+        assert sales.history(d.id)[-1] == moved
+        assert moved.reason == ("No budget" if "budget" in given.lower() else "Дорого")
+        assert moved.author == ("Anna" if i % 2 else None)
 
 
 def test_unknown_loss_reason_is_refused(sales: Workspace) -> None:
@@ -417,12 +420,13 @@ def test_times_round_trip_as_aware_utc(sales: Workspace) -> None:
     created = datetime(2026, 3, 1, 13, 30, 15, 123456, tzinfo=msk)
     d = sales.add_deal("Sales", "Kitchen", at=created)
     moved = datetime(2026, 3, 2, 0, 0, 0, 1, tzinfo=timezone(timedelta(hours=-5)))
-    sales.move_deal(d.id, "Call", at=moved)
+    returned = sales.move_deal(d.id, "Call", at=moved)
     got = sales.deal(d.id)
     for value, want in (
         (got.created_at, created),
         (got.stage_since, moved),
         (sales.history(d.id)[-1].at, moved),
+        (returned.at, moved),
     ):
         assert value == want
         assert value.utcoffset() == timedelta(0)

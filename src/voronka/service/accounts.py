@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from voronka.errors import InputError, NotFoundError
 from voronka.store.schema import api_tokens, users, web_sessions
@@ -235,14 +235,17 @@ def create_token(store: WorkspaceStore, login: str, name: str = "api") -> str:
     return token
 
 
+_TOKEN_ACCOUNT = (  # built once: every API request runs it
+    select(*_COLUMNS, users.c.active)
+    .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
+    .where(api_tokens.c.token_hash == bindparam("digest"), api_tokens.c.revoked.is_(False))
+)
+
+
 def token_account(store: WorkspaceStore, token: str) -> Account | None:
     """The account an API token acts as, or None when the token is unknown or revoked."""
     with store.engine.connect() as conn:
-        row = conn.execute(
-            select(*_COLUMNS, users.c.active)
-            .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
-            .where(api_tokens.c.token_hash == _digest(token), api_tokens.c.revoked.is_(False))
-        ).one_or_none()
+        row = conn.execute(_TOKEN_ACCOUNT, {"digest": _digest(token)}).one_or_none()
     if row is None or not row.active:
         return None
     return _account(row)

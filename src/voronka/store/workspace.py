@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, func, select, update
 
 from voronka.domain.deal import Activity, ActivityKind, Deal, StageMove
 from voronka.domain.parse import parse_amount
@@ -50,6 +50,33 @@ _DEAL_COLUMNS = (
     deals.c.external_id,
     deals.c.external_source,
     deals.c.custom,
+)
+
+
+# The statements of a move, built once: building a statement costs more than SQLite takes to run it.
+_USER_BY_NAME = select(users.c.id).where(users.c.name == bindparam("name"))
+_DEAL_STATE = select(deals.c.pipeline_id, deals.c.stage_id, deals.c.stage_since, deals.c.version).where(
+    deals.c.id == bindparam("deal_id")
+)
+_INSERT_MOVE = stage_moves.insert()
+_PIPELINE = select(pipelines).where(pipelines.c.id == bindparam("pid"))
+_PIPELINE_STAGES = (
+    select(stage_table).where(stage_table.c.pipeline_id == bindparam("pid")).order_by(stage_table.c.position)
+)
+_PIPELINE_REASONS = (
+    select(loss_reasons.c.id, loss_reasons.c.name)
+    .where(loss_reasons.c.pipeline_id == bindparam("pid"))
+    .order_by(loss_reasons.c.id)
+)
+_ADVANCE_DEAL = (
+    update(deals)
+    .where(deals.c.id == bindparam("b_deal"), deals.c.version == bindparam("b_version"))
+    .values(
+        pipeline_id=bindparam("b_pipeline"),
+        stage_id=bindparam("b_stage"),
+        stage_since=bindparam("b_at"),
+        version=bindparam("b_version") + 1,
+    )
 )
 
 
@@ -190,7 +217,7 @@ class WorkspaceStore:
         if name is None or not name.strip():
             return None
         name = name.strip()
-        found = conn.scalar(select(users.c.id).where(users.c.name == name))
+        found = conn.scalar(_USER_BY_NAME, {"name": name})
         if found is not None:
             return int(found)
         return int(conn.execute(users.insert().values(name=name, role="manager")).inserted_primary_key[0])
@@ -336,18 +363,12 @@ class WorkspaceStore:
         cached = self._pipelines.get(pid)
         if cached is not None:
             return cached
-        p = conn.execute(select(pipelines).where(pipelines.c.id == pid)).one()
+        p = conn.execute(_PIPELINE, {"pid": pid}).one()
         st = tuple(
             Stage(r.id, r.pipeline_id, r.name, r.position, StageKind(r.kind), r.sla_days)
-            for r in conn.execute(
-                select(stage_table).where(stage_table.c.pipeline_id == pid).order_by(stage_table.c.position)
-            )
+            for r in conn.execute(_PIPELINE_STAGES, {"pid": pid})
         )
-        rs = conn.execute(
-            select(loss_reasons.c.id, loss_reasons.c.name)
-            .where(loss_reasons.c.pipeline_id == pid)
-            .order_by(loss_reasons.c.id)
-        ).all()
+        rs = conn.execute(_PIPELINE_REASONS, {"pid": pid}).all()
         pipe = Pipeline(
             p.id,
             p.name,
@@ -449,12 +470,7 @@ class WorkspaceStore:
                     f"Give --reason, one of: {listed}."
                 )
             return None
-        name = pipe.reason(reason)
-        return int(
-            conn.scalar(
-                select(loss_reasons.c.id).where(loss_reasons.c.pipeline_id == pipe.id, loss_reasons.c.name == name)
-            )
-        )
+        return pipe.reason_ids[pipe.reasons.index(pipe.reason(reason))]
 
     def move_deal(
         self,
@@ -479,11 +495,7 @@ class WorkspaceStore:
         """
         when = at or _now()
         with self.transaction() as conn:
-            row = conn.execute(
-                select(deals.c.pipeline_id, deals.c.stage_id, deals.c.stage_since, deals.c.version).where(
-                    deals.c.id == deal_id
-                )
-            ).one_or_none()
+            row = conn.execute(_DEAL_STATE, {"deal_id": deal_id}).one_or_none()
             if row is None:
                 raise NotFoundError(f"No deal with id {deal_id}. List deals with `voronka funnel` or the board.")
             version = row.version if expected_version is None else expected_version
@@ -492,7 +504,10 @@ class WorkspaceStore:
                     f"Deal {deal_id} changed since you read it (your version {expected_version}, now "
                     f"{row.version}). Reload the deal and repeat the move if it still makes sense."
                 )
-            pipe = self._pipeline(conn, pipeline if pipeline is not None else row.pipeline_id)
+            if pipeline is None:
+                pipe = self._load_pipeline(conn, row.pipeline_id)
+            else:
+                pipe = self._pipeline(conn, pipeline)
             dst = pipe.stage(stage)
             if dst.id == row.stage_id:
                 raise MoveError(f"Deal {deal_id} is already in stage {dst.name!r}; nothing to move.")
@@ -502,29 +517,41 @@ class WorkspaceStore:
                     f"is kept in time order. Give --at on or after {_iso(row.stage_since)}."
                 )
             reason_id = self._reason_for(conn, pipe, dst, reason)
+            author_id = self._user_id(conn, by)
             move_id = conn.execute(
-                stage_moves.insert().values(
-                    deal_id=deal_id,
-                    pipeline_id=pipe.id,
-                    from_stage_id=row.stage_id,
-                    stage_id=dst.id,
-                    at=when,
-                    author_id=self._user_id(conn, by),
-                    reason_id=reason_id,
-                    comment=comment,
-                )
+                _INSERT_MOVE,
+                {
+                    "deal_id": deal_id,
+                    "pipeline_id": pipe.id,
+                    "from_stage_id": row.stage_id,
+                    "stage_id": dst.id,
+                    "at": when,
+                    "author_id": author_id,
+                    "reason_id": reason_id,
+                    "comment": comment,
+                },
             ).inserted_primary_key[0]
             done = conn.execute(
-                update(deals)
-                .where(deals.c.id == deal_id, deals.c.version == version)
-                .values(pipeline_id=pipe.id, stage_id=dst.id, stage_since=when, version=version + 1)
+                _ADVANCE_DEAL,
+                {"b_deal": deal_id, "b_version": version, "b_pipeline": pipe.id, "b_stage": dst.id, "b_at": when},
             )
             if done.rowcount != 1:
                 raise StaleDealError(
                     f"Deal {deal_id} was changed by someone else while this move was being written; "
                     f"nothing was saved. Reload the deal and repeat the move."
                 )
-            return self._move(conn, int(move_id))
+            # What was written, as reading it back would give it (times in UTC), without the read.
+            return StageMove(
+                int(move_id),
+                deal_id,
+                pipe.id,
+                row.stage_id,
+                dst.id,
+                when.astimezone(UTC),
+                by.strip() if author_id is not None and by else None,
+                pipe.reasons[pipe.reason_ids.index(reason_id)] if reason_id is not None else None,
+                comment,
+            )
 
     def update_deal(self, deal_id: int, *, expected_version: int, **fields: Any) -> Deal:
         """Change a deal's fields (title, owner, amount, currency, source, segment, custom), checked."""
