@@ -18,6 +18,11 @@ from voronka.service.workspace import Workspace
 
 
 def _history(ws: Workspace, n: int = 72, start: date = date(2026, 5, 1)) -> None:
+    with ws.transaction():  # one commit, not two hundred
+        _add_history(ws, n, start)
+
+
+def _add_history(ws: Workspace, n: int, start: date) -> None:
     for i in range(n):
         day = start + timedelta(days=3 * i)
         owner = "Anna" if i % 2 else "Boris"
