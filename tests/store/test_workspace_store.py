@@ -80,6 +80,12 @@ def test_the_migration_creates_the_schema_and_is_idempotent(virgin_url: str) -> 
         again.close()
 
 
+def test_the_head_revision_read_from_the_files_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert migrate.head_revision() == ScriptDirectory.from_config(migrate._config()).get_current_head()
+
+
 def test_reopening_a_workspace_keeps_its_data(sales: Workspace, backend_url: str) -> None:
     d = sales.add_deal("Sales", "Kitchen", at=T("2026-01-01"))
     again = Workspace.connect(backend_url)
