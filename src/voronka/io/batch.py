@@ -151,9 +151,7 @@ class DealColumns:
         if not (self.n and all(n in self.arrow for n in names)):
             return list(dict.fromkeys(zip(*(self.cols[n] for n in names), strict=True)))
         keys = [f"k{i}" for i in range(len(names))]
-        table = pa.table(
-            {**{k: self.arrow[n] for k, n in zip(keys, names, strict=True)}, "at": np.arange(self.n)}
-        )
+        table = pa.table({**{k: self.arrow[n] for k, n in zip(keys, names, strict=True)}, "at": np.arange(self.n)})
         found = table.group_by(keys, use_threads=False).aggregate([("at", "min")]).sort_by("at_min")
         return list(zip(*(found.column(k).to_pylist() for k in keys), strict=True))
 
