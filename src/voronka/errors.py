@@ -25,3 +25,7 @@ class StaleDealError(VoronkaError):
 
 class SchemaError(VoronkaError):
     """The workspace database is missing or at a schema version this Voronka cannot use."""
+
+
+class DanglingReferenceError(VoronkaError):
+    """A write would leave a row that refers to a row that does not exist; it was rolled back."""

@@ -3,6 +3,7 @@ or not at all, and the scratch files are detached and deleted either way."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,9 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import func, select
 
+from voronka.errors import DanglingReferenceError
 from voronka.service.workspace import Workspace
+from voronka.store._sqlite_copy import shape
 from voronka.store.bulk import BIG, bulk_rows
 from voronka.store.schema import deals, stage_moves
 
@@ -66,4 +69,61 @@ def test_a_big_load_in_a_failed_transaction_lands_nothing(tmp_path: Path) -> Non
     with ws.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(deals)) == 0
         assert not _scratch_left(conn.exec_driver_sql("PRAGMA database_list").all())
+    ws.close()
+
+
+def test_a_bulk_transaction_copies_into_empty_tables_record_for_record(tmp_path: Path) -> None:
+    """Scratch tables shaped as the workspace's own take SQLite's transfer path (records and index entries
+    copied as they are); the rows land whole, indexes included, and foreign keys are enforced again after."""
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    with ws.transaction(bulk=[deals, stage_moves]) as conn:
+        raw = conn.connection.driver_connection
+        assert raw.execute("PRAGMA foreign_keys").fetchone() == (0,)
+        for table in (deals, stage_moves):
+            shaped = shape(raw, table.name)
+            assert shaped is not None
+            scratch = tmp_path / f"{table.name}.db"
+            with sqlite3.connect(scratch) as db:
+                db.execute(shaped.table)
+                for index in shaped.indexes:
+                    db.execute(index)
+            raw.execute(f"ATTACH DATABASE '{scratch}' AS shaped")
+            plan = [op for _, op, *_ in raw.execute(f"EXPLAIN INSERT INTO main.{table.name} SELECT * FROM shaped.rows")]
+            raw.execute("DETACH DATABASE shaped")
+            assert "RowData" in plan  # the transfer: a record copied without decoding it
+        with bulk_rows(conn, [deals, stage_moves], BIG) as insert:
+            insert([(deals, data)])
+    with ws.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(deals)) == BIG
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        found = conn.scalar(select(deals.c.title).where(deals.c.external_source == "file", deals.c.external_id == "7"))
+        assert found == "Deal 7"  # through the unique index the copy brought
+    ws.close()
+
+
+def test_a_dangling_reference_refuses_the_bulk_transaction(tmp_path: Path) -> None:
+    """Foreign keys are checked once before a bulk transaction commits: a move of a deal that does not exist
+    rolls everything back with a clear error."""
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    stage_id = data.column("stage_id")[0].as_py()
+    moves = pa.table(
+        {
+            "id": np.arange(1, BIG + 1, dtype=np.int64),
+            "deal_id": np.arange(2, BIG + 2, dtype=np.int64),  # the last one names deal BIG + 1: none
+            "pipeline_id": data.column("pipeline_id"),
+            "stage_id": np.full(BIG, stage_id, np.int64),
+            "at": data.column("created_at"),
+        }
+    )
+    refused = pytest.raises(DanglingReferenceError, match="stage_moves .* refers to a missing row of deals")
+    both = [deals, stage_moves]
+    with refused, ws.transaction(bulk=both) as conn, bulk_rows(conn, both, 2 * BIG) as insert:
+        insert([(deals, data), (stage_moves, moves)])
+    with ws.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(deals)) == 0
+        assert conn.scalar(select(func.count()).select_from(stage_moves)) == 0
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     ws.close()

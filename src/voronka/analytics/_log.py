@@ -11,6 +11,7 @@ log is read again on one connection.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -155,8 +156,11 @@ def load_pipeline_log(store: WorkspaceStore, pipeline_id: int) -> PipelineLog:
     d = store.engine.dialect.name
     if _adbc_uri(store) is not None:
         # Closing a file drops all of the process's locks on it, those of the other copy of SQLite too: close
-        # the store's idle connections first, so that none is open while ADBC's are.
+        # the store's idle connections first, so that none is open while ADBC's are. A connection that only
+        # waits for the garbage collector (dropped in a reference cycle) would otherwise close in the middle
+        # of the read, and as the last one, remove the -shm file under ADBC ("unable to open database file").
         store.engine.dispose()
+        gc.collect()
     uri = _adbc_uri(store)  # again: the last of them to close removes the -shm file
     with ExitStack() as stack:
         fetch = stack.enter_context(_reader(store, uri))

@@ -31,7 +31,8 @@ from voronka.errors import NotFoundError
 from voronka.io.batch import DealRecord, ImportBatch, MoveRecord, PipelineSpec, RowRef, guess_kind
 from voronka.io.problems import ImportRefusedError, Problem
 from voronka.io.snapshots import insert_snapshots
-from voronka.store.schema import deals, stage_moves, users
+from voronka.store.bulk import BIG
+from voronka.store.schema import deals, loss_reasons, pipelines, stage_moves, stages, users
 from voronka.store.workspace import WorkspaceStore
 
 _DEAL_FIELDS = ("title", "owner_id", "amount", "currency", "source", "segment", "custom")
@@ -63,16 +64,21 @@ class _DryRun(Exception):
         self.summary = summary
 
 
+# Every table an import writes: a bulk import checks their foreign keys once, before its commit.
+WRITTEN = (pipelines, stages, loss_reasons, users, deals, stage_moves)
+
+
 @contextmanager
-def landing(store: WorkspaceStore, summary: ImportSummary) -> Iterator[Connection]:
+def landing(store: WorkspaceStore, summary: ImportSummary, *, bulk: bool = False) -> Iterator[Connection]:
     """One transaction for an import: committed, or rolled back when it raises or is a dry run.
 
     Inside a caller's transaction a dry run writes into a savepoint that is rolled back, so the caller's own
-    writes stay and the import's do not.
+    writes stay and the import's do not. A ``bulk`` import checks foreign keys once before its commit, not row
+    by row (see :meth:`WorkspaceStore.transaction`).
     """
     outer = store._tx is not None  # noqa: SLF001 - whether the store is already in a transaction
     try:
-        with store.transaction() as conn:
+        with store.transaction(bulk=WRITTEN if bulk else ()) as conn:
             if outer and summary.dry_run:
                 savepoint = conn.begin_nested()
                 try:
@@ -101,7 +107,7 @@ def apply_batch(
     now = now or datetime.now(UTC)
     _check_duplicates(batch)
     summary = ImportSummary(read=batch.read, dry_run=dry_run)
-    with landing(store, summary) as conn:
+    with landing(store, summary, bulk=len(batch.deals) >= BIG) as conn:
         summary.created = _ensure_catalogue(store, conn, batch, create_missing)
         _refuse_or_skip(batch, skip_bad_rows)
         _write(store, conn, batch, summary, now)
@@ -121,9 +127,9 @@ def _bad(batch: ImportBatch) -> set[RowRef]:
 
 
 def _check_duplicates(batch: ImportBatch) -> None:
-    ids = batch.deals.cols["external_id"]
-    if len(set(ids)) == len(ids):
+    if batch.deals.unique_ids():
         return
+    ids = batch.deals.cols["external_id"]
     seen: dict[str, int] = {}
     for i, ext in enumerate(ids):
         first = seen.setdefault(ext, i)
@@ -147,8 +153,7 @@ def _ensure_catalogue(store: WorkspaceStore, conn: Connection, batch: ImportBatc
     for spec in batch.pipelines:
         created += _ensure_spec(store, pipes, spec)
     wanted: dict[str, list[str]] = defaultdict(list)
-    cols = batch.deals.cols
-    pairs = dict.fromkeys(zip(cols["pipeline"], cols["stage"], strict=True))  # in order of first use
+    pairs = dict.fromkeys(batch.deals.distinct("pipeline", "stage"))  # in order of first use
     pairs.update(dict.fromkeys((m.pipeline or "", m.stage) for m in batch.moves))
     for pipeline, stage in pairs:
         wanted[pipeline].append(stage)
@@ -186,8 +191,7 @@ def _ensure_catalogue(store: WorkspaceStore, conn: Connection, batch: ImportBatc
                         stage,
                         f"unknown stage of pipeline {pipe.name!r} (it has {known}); add it, or pass --create-missing",
                     )
-    cols = batch.deals.cols
-    for pipeline, stage, reason in set(zip(cols["pipeline"], cols["stage"], cols["loss_reason"], strict=True)):
+    for pipeline, stage, reason in batch.deals.distinct("pipeline", "stage", "loss_reason"):
         _ensure_reason(store, pipes, pipeline, stage, reason, created)
     if batch.enforce_reasons:
         _check_required_reasons(batch, pipes)
@@ -205,10 +209,10 @@ def _check_required_reasons(batch: ImportBatch, pipes: dict[str, Pipeline]) -> N
             pipe and pipe.reason_required and _has_stage(pipe, stage) and pipe.stage(stage).kind is StageKind.LOST
         )
 
-    cols = batch.deals.cols
-    strict = {pair for pair in set(zip(cols["pipeline"], cols["stage"], strict=True)) if required(*pair)}
+    strict = {pair for pair in batch.deals.distinct("pipeline", "stage") if required(*pair)}
     why = "lost without a loss reason, and this pipeline requires one; fill the reason in"
     if strict:
+        cols = batch.deals.cols
         for i, (p, s, r) in enumerate(zip(cols["pipeline"], cols["stage"], cols["loss_reason"], strict=True)):
             if (p, s) in strict and not r:
                 batch.problem(batch.deals.ref(i), batch.column("loss_reason"), "", why)
@@ -328,19 +332,22 @@ def _write(store: WorkspaceStore, conn: Connection, batch: ImportBatch, summary:
     for m in batch.moves:
         if m.ref not in bad:
             history[m.deal].append(m)
-    existing = _existing(conn, batch.source, [*(cols["external_id"][i] for i in keep), *history])
-    user_ids = _users(store, conn, {cols["owner"][i] for i in keep}, batch.moves)
+    # A first import of this source needs no look-up of a million ids that cannot be there.
+    first = conn.execute(select(deals.c.id).where(deals.c.external_source == batch.source).limit(1)).first() is None
+    existing = {} if first else _existing(conn, batch.source, [*(cols["external_id"][i] for i in keep), *history])
+    owners = {o for (o,) in batch.deals.distinct("owner")} if not bad else {cols["owner"][i] for i in keep}
+    user_ids = _users(store, conn, owners, batch.moves)
     # New deals the source states without history: inserted column-wise, the fast path of big first imports.
-    ext_ids = cols["external_id"]
-    fresh = (
-        keep
-        if not existing and not history
-        else [i for i in keep if ext_ids[i] not in existing and ext_ids[i] not in history]
-    )
+    if not existing and not history:
+        fresh = keep
+    else:
+        ext_ids = cols["external_id"]
+        fresh = [i for i in keep if ext_ids[i] not in existing and ext_ids[i] not in history]
     summary.inserted += len(fresh)
     summary.moves_added += insert_snapshots(store, conn, batch, fresh, pipes, user_ids)
-    fresh_set = set(fresh)
-    by_id = {cols["external_id"][i]: batch.deals[i] for i in keep if i not in fresh_set}
+    fresh_set = set() if fresh is keep else set(fresh)
+    rest = [] if fresh is keep else [i for i in keep if i not in fresh_set]
+    by_id = {cols["external_id"][i]: batch.deals[i] for i in rest}
     stated = set(by_id)  # deals the source describes; the others are only named by their moves
     for ext in history:
         if ext not in by_id:

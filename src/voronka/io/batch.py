@@ -14,7 +14,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from voronka.domain.pipeline import ProcessKind, StageKind
 from voronka.io.problems import Problem
@@ -142,6 +144,23 @@ class DealColumns:
 
     def __len__(self) -> int:
         return self.n
+
+    def distinct(self, *names: str) -> list[tuple[Any, ...]]:
+        """The distinct combinations of the named columns' values, in order of first appearance; computed by
+        Arrow when the columns are held as Arrow (no Python object per row)."""
+        if not (self.n and all(n in self.arrow for n in names)):
+            return list(dict.fromkeys(zip(*(self.cols[n] for n in names), strict=True)))
+        keys = [f"k{i}" for i in range(len(names))]
+        table = pa.table({**{k: self.arrow[n] for k, n in zip(keys, names, strict=True)}, "at": np.arange(self.n)})
+        found = table.group_by(keys, use_threads=False).aggregate([("at", "min")]).sort_by("at_min")
+        return list(zip(*(found.column(k).to_pylist() for k in keys), strict=True))
+
+    def unique_ids(self) -> bool:
+        """Whether no two deals share an external id."""
+        ids = self.arrow.get("external_id")
+        if ids is not None:
+            return bool(pc.count_distinct(ids, mode="all").as_py() == len(ids))
+        return len(set(self.cols["external_id"])) == self.n
 
     def __getitem__(self, i: int) -> DealRecord:
         c = self.cols

@@ -106,27 +106,40 @@ def insert_snapshots(
         "version": np.ones(n, np.int64),
         "snapshot": np.ones(n, np.int64),
     }
-    # Every deal's creation move; closed deals enter the first open stage, then move to won or lost.
+    # Every deal's creation move; closed deals enter the first open stage, then move to won or lost. The log is
+    # written in deal order (a closing move right after its deal's creation move), as it is read.
     shut = np.flatnonzero(~is_open)
     reasons = _reason_ids(col("loss_reason", pa.string()), pair, pipe_of, shut, is_lost)
+    at = np.arange(n) + np.concatenate([[0], np.cumsum(~is_open)[:-1]])  # each creation move's place
+    then = at[shut] + 1  # each closing move's place
+    count = n + len(shut)
+
+    def log(opening: np.ndarray | int, closing: np.ndarray | int) -> np.ndarray:
+        out = np.empty(count, np.int64)
+        out[at], out[then] = opening, closing
+        return out
+
+    author, reason = log(owner_ix, owner_ix[shut]), log(-1, reasons)
+    from_stage = log(-1, first[shut])
     move_cols = {
-        "deal_id": np.concatenate([ids, ids[shut]]),
-        "pipeline_id": np.concatenate([pid, pid[shut]]),
-        "from_stage_id": pa.concat_arrays([pa.nulls(n, pa.int64()), pa.array(first[shut])]),
-        "stage_id": np.concatenate([np.where(is_open, sid, first), sid[shut]]),
-        "at": np.concatenate([created, since[shut]]),
-        "author_id": pa.concat_arrays([owners, owners.take(pa.array(shut))]),
-        "reason_id": pa.concat_arrays([pa.nulls(n, pa.int64()), reasons]),
+        "id": np.arange(count, dtype=np.int64) + (conn.scalar(select(func.max(stage_moves.c.id))) or 0) + 1,
+        "deal_id": log(ids, ids[shut]),
+        "pipeline_id": log(pid, pid[shut]),
+        "from_stage_id": pa.array(from_stage, mask=from_stage < 0),
+        "stage_id": log(np.where(is_open, sid, first), sid[shut]),
+        "at": log(created, since[shut]),
+        "author_id": pa.array(author, mask=author < 0),
+        "reason_id": pa.array(reason, mask=reason < 0),
     }
-    with bulk_rows(conn, [deals, stage_moves], n + len(move_cols["at"])) as insert:
+    with bulk_rows(conn, [deals, stage_moves], n + count) as insert:
         insert([(deals, pa.table(deal_cols)), (stage_moves, pa.table(move_cols))])
-    return len(move_cols["at"])
+    return count
 
 
 def _reason_ids(
     reason: pa.Array, pair: pa.Array, pipe_of: dict[str, Pipeline], shut: np.ndarray, is_lost: np.ndarray
-) -> pa.Array:
-    """The loss-reason id of each closed deal (null for won deals and lost ones without a reason)."""
+) -> np.ndarray:
+    """The loss-reason id of each closed deal (-1 for won deals and lost ones without a reason)."""
     lost = is_lost[shut]
     names = pc.if_else(pa.array(lost), reason.take(pa.array(shut)), None)
     key = pc.binary_join_element_wise(pair.take(pa.array(shut)), names, "\x1e")  # null where no reason
@@ -135,5 +148,4 @@ def _reason_ids(
         p_key, name = k.split("\x1e", 1)
         return reason_id_of(pipe_of[p_key], name) if name else -1
 
-    out = _lookup(key, reason_id, np.int64, -1)
-    return pa.array(out, mask=out < 0)
+    return _lookup(key, reason_id, np.int64, -1)

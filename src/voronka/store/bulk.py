@@ -7,16 +7,11 @@ pipeline says so), but history is kept as it happened: a repeated stage is logge
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +20,7 @@ from sqlalchemy import JSON, Connection, Integer, Table, func, select, text
 from voronka.domain.deal import ActivityKind
 from voronka.domain.pipeline import Pipeline, StageKind
 from voronka.errors import MoveError
-from voronka.store.engine import after_transaction
+from voronka.store._sqlite_copy import copy_rows
 from voronka.store.schema import activities, deals, loss_reasons, stage_moves
 from voronka.store.types import UTCTime, from_micros
 from voronka.store.workspace import WorkspaceStore
@@ -191,27 +186,32 @@ def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Itera
     """Insert many rows given as Arrow tables in storage form (times as integer microseconds, JSON as text,
     money as float on SQLite) in the caller's transaction: ``insert([(table, rows), ...])``.
 
-    On SQLite, big loads go through scratch files (:func:`_sqlite_copy`), and when the load is big compared with
-    the tables, their secondary indexes are dropped first and rebuilt after (one sort instead of a million B-tree
-    inserts) — inside the same transaction, so a failure leaves them as they were. Small loads go to the
-    driver's ``executemany``; other databases get the rows through SQLAlchemy, converted to Python values.
+    On SQLite, big loads go through scratch files (:mod:`voronka.store._sqlite_copy`). In a bulk transaction
+    (foreign keys checked once before the commit), an empty table gets its rows and index entries copied as
+    they are from a scratch table of its exact shape. Otherwise, when the load is big compared with the tables,
+    their secondary indexes are dropped first and rebuilt after (one sort instead of a million B-tree inserts)
+    — inside the same transaction, so a failure leaves them as they were. Small loads go to the driver's
+    ``executemany``; other databases get the rows through SQLAlchemy, converted to Python values.
     """
     sqlite = conn.dialect.name == "sqlite"
     rebuild: list[Any] = []
+    transfer: set[Table] = set()
     cache = None
     if sqlite and expected >= BIG:
         cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
         conn.exec_driver_sql("PRAGMA cache_size=-262144")  # 256 MiB of pages while this load runs
-        sizes = sum(conn.scalar(select(func.count()).select_from(t)) or 0 for t in tables)
-        if expected > sizes:
-            rebuild = [ix for t in tables for ix in t.indexes]
+        sizes = {t: conn.scalar(select(func.count()).select_from(t)) or 0 for t in tables}
+        if not conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
+            transfer = {t for t in tables if not sizes[t]}
+        if expected > sum(sizes.values()):
+            rebuild = [ix for t in tables if t not in transfer for ix in t.indexes]
             for ix in rebuild:
                 ix.drop(conn)
 
     def insert(parts: Sequence[tuple[Table, pa.Table]]) -> None:
         parts = [(t, d) for t, d in parts if d.num_rows]
         if sqlite and sum(d.num_rows for _, d in parts) >= BIG:
-            _sqlite_copy(conn, parts)
+            copy_rows(conn, parts, transfer)
             return
         for table, data in parts:
             names = data.column_names
@@ -231,48 +231,6 @@ def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Itera
         conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
     for table in tables:
         reset_id_sequence(conn, table)
-
-
-def _sqlite_copy(conn: Connection, parts: Sequence[tuple[Table, pa.Table]]) -> None:
-    """Many rows into SQLite tables within the caller's transaction, without a Python object per value.
-
-    The ADBC driver writes each Arrow table into a scratch SQLite file (in C, from the Arrow buffers; one thread
-    per table, on tmpfs when there is one); the workspace connection attaches each and copies its rows with one
-    ``INSERT … SELECT`` inside the transaction, so the rows land with everything else or not at all — the first
-    copy runs while later scratch files are still being written. SQLite cannot detach a database inside a
-    transaction: the scratch files are detached and deleted when the transaction ends (see
-    :func:`voronka.store.engine.after_transaction`).
-    """
-    shm = Path("/dev/shm")
-    folder = Path(tempfile.mkdtemp(prefix="voronka-bulk-", dir=shm if shm.is_dir() else None))
-    raw = conn.connection.driver_connection
-    aliases: list[str] = []
-
-    def detach() -> None:
-        for alias in aliases:
-            with suppress(Exception):
-                raw.execute(f"DETACH DATABASE {alias}")  # type: ignore[union-attr]
-        shutil.rmtree(folder, ignore_errors=True)
-
-    after_transaction(conn, detach)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        written = [pool.submit(_scratch, folder / f"{i}.db", data) for i, (_, data) in enumerate(parts)]
-        for (table, data), done in zip(parts, written, strict=True):
-            scratch = done.result()
-            alias = f"voronka_bulk_{uuid.uuid4().hex[:12]}"
-            raw.execute(f"ATTACH DATABASE ? AS {alias}", (str(scratch),))  # type: ignore[union-attr]
-            aliases.append(alias)
-            names = ", ".join(data.column_names)
-            raw.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM {alias}.rows")  # type: ignore[union-attr]
-
-
-def _scratch(path: Path, data: pa.Table) -> Path:
-    import adbc_driver_sqlite.dbapi as adbc
-
-    with adbc.connect(str(path)) as db, db.cursor() as cur:
-        cur.adbc_ingest("rows", data, mode="create")
-        db.commit()
-    return path
 
 
 def reset_id_sequence(conn: Connection, table: Table) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from voronka.errors import InputError
+from voronka.errors import DanglingReferenceError, InputError
 
 WRITE = {"voronka_write": True}
+# A write transaction of a bulk load: on SQLite, foreign keys are not enforced row by row (which also lets SQLite
+# copy whole records between tables of one shape); check_foreign_keys runs before its commit instead.
+BULK_OPTION = "voronka_bulk"
 
 
 def make_engine(url: str) -> Engine:
@@ -49,8 +52,11 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get("voronka_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(BULK_OPTION):
+            # Only outside a transaction does this pragma take effect; WorkspaceStore.transaction turns it back on.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("voronka_write", False) else "BEGIN")
 
 
 AFTER_TRANSACTION = "voronka.after_transaction"
@@ -63,3 +69,26 @@ def after_transaction(conn: Connection, fn: Callable[[], None]) -> None:
     put through a transaction of the store, or never.
     """
     conn.info.setdefault(AFTER_TRANSACTION, []).append(fn)
+
+
+def check_foreign_keys(conn: Connection, tables: Sequence[str]) -> None:
+    """Refuse (raise, so that the transaction rolls back) when a row of ``tables`` refers to a missing row.
+
+    For SQLite transactions that did not enforce foreign keys row by row; elsewhere (and when they are
+    enforced) there is nothing to check.
+    """
+    if conn.dialect.name != "sqlite" or conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
+        return
+    bad = []
+    for table in tables:
+        bad += conn.exec_driver_sql(f"PRAGMA foreign_key_check({table})").fetchmany(5 - len(bad))
+        if len(bad) >= 5:
+            break
+    if bad:
+        shown = "; ".join(
+            f"a row of {t} (rowid {rowid}) refers to a missing row of {parent}" for t, rowid, parent, _ in bad
+        )
+        raise DanglingReferenceError(
+            f"The write would leave rows that refer to rows that do not exist ({shown}); nothing was written. "
+            "This is a bug: report it with the file or the command that caused it."
+        )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Row, Table, bindparam, func, select, update
 
 from voronka.domain.deal import Activity, ActivityKind, Deal, StageMove
 from voronka.domain.parse import parse_amount
@@ -20,7 +20,7 @@ from voronka.domain.pipeline import Pipeline, ProcessKind, Stage, StageKind, che
 from voronka.domain.templates import DEFAULT_LOST, DEFAULT_WON, get_template
 from voronka.errors import InputError, MoveError, NotFoundError, StaleDealError
 from voronka.store import migrate
-from voronka.store.engine import AFTER_TRANSACTION, WRITE, make_engine
+from voronka.store.engine import AFTER_TRANSACTION, BULK_OPTION, WRITE, check_foreign_keys, make_engine
 from voronka.store.schema import (
     activities,
     api_tokens,
@@ -134,21 +134,33 @@ class WorkspaceStore:
     # -- transactions ---------------------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """Group several writes into one transaction: all land, or none does."""
+    def transaction(self, *, bulk: Sequence[Table] = ()) -> Iterator[Connection]:
+        """Group several writes into one transaction: all land, or none does.
+
+        ``bulk`` names every table a bulk load writes. On SQLite their foreign keys are then not enforced row by
+        row but checked once before the commit (a dangling reference rolls the whole transaction back with
+        :class:`~voronka.errors.DanglingReferenceError`): a million-row load saves seconds, and SQLite may copy
+        a scratch table's records as they are (:mod:`voronka.store._sqlite_copy`). Inside a transaction already
+        open, ``bulk`` changes nothing.
+        """
         if self._tx is not None:
             yield self._tx
             return
-        with self.engine.connect().execution_options(**WRITE) as conn:
+        options = {**WRITE, BULK_OPTION: True} if bulk else WRITE
+        with self.engine.connect().execution_options(**options) as conn:
             try:
                 with conn.begin():
                     self._tx = conn
                     try:
                         yield conn
+                        if bulk:
+                            check_foreign_keys(conn, [t.name for t in bulk])
                     finally:
                         self._tx = None
                         self._pipelines.clear()
             finally:
+                if bulk and self.engine.dialect.name == "sqlite":
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
                 for fn in conn.info.pop(AFTER_TRANSACTION, []):  # e.g. detach a bulk load's scratch file
                     fn()
 

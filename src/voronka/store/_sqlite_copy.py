@@ -1,0 +1,125 @@
+"""Many rows into SQLite tables within the caller's transaction, without a Python object per value.
+
+The ADBC driver writes each Arrow table into a scratch SQLite file (in C, from the Arrow buffers; one thread per
+table, on tmpfs when there is one); the workspace connection attaches each and copies its rows with one
+``INSERT … SELECT`` inside the transaction, so the rows land with everything else or not at all — the first copy
+runs while later scratch files are still being written.
+
+A table that is empty, when foreign keys are not checked row by row (a bulk transaction, see
+:meth:`voronka.store.workspace.WorkspaceStore.transaction`), gets a scratch table of exactly its shape — the
+columns as the database declares them, and the same indexes, built in the scratch file by the worker thread.
+``INSERT INTO t SELECT * FROM scratch`` then takes SQLite's transfer path: records and index entries are copied
+as they are, in order, with no value decoded and no index sorted on the workspace connection. Had SQLite to
+refuse the transfer (a shape it does not accept), the same statement copies row by row: slower, same result.
+
+SQLite cannot detach a database inside a transaction: the scratch files are detached and deleted when the
+transaction ends (see :func:`voronka.store.engine.after_transaction`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+from sqlalchemy import Connection, Table
+
+from voronka.store.engine import after_transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The DDL of a scratch table ``rows`` shaped exactly as a workspace table, and of its indexes."""
+
+    table: str
+    indexes: list[str]
+
+
+def copy_rows(conn: Connection, parts: Sequence[tuple[Table, pa.Table]], transfer: Collection[Table]) -> None:
+    """Copy each Arrow table into its workspace table through a scratch file; ``transfer`` names the tables
+    copied record for record (empty, foreign keys off: see the module docstring)."""
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="voronka-bulk-", dir=shm if shm.is_dir() else None))
+    raw: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+    aliases: list[str] = []
+
+    def detach() -> None:
+        for alias in aliases:
+            with suppress(Exception):
+                raw.execute(f"DETACH DATABASE {alias}")
+        shutil.rmtree(folder, ignore_errors=True)
+
+    after_transaction(conn, detach)
+    shapes = [shape(raw, table.name) if table in transfer else None for table, _ in parts]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        written = [
+            pool.submit(_scratch, folder / f"{i}.db", data, s)
+            for i, ((_, data), s) in enumerate(zip(parts, shapes, strict=True))
+        ]
+        for (table, data), s, done in zip(parts, shapes, written, strict=True):
+            scratch = done.result()
+            alias = f"voronka_bulk_{uuid.uuid4().hex[:12]}"
+            raw.execute(f"ATTACH DATABASE ? AS {alias}", (str(scratch),))
+            aliases.append(alias)
+            if s is not None:
+                raw.execute(f"INSERT INTO main.{table.name} SELECT * FROM {alias}.rows")
+            else:
+                names = ", ".join(data.column_names)
+                raw.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM {alias}.rows")
+
+
+def shape(raw: sqlite3.Connection, table: str) -> Shape | None:
+    """``table``'s shape as the workspace database declares it (None for shapes this does not reproduce)."""
+    columns = raw.execute(f"PRAGMA main.table_xinfo({table})").fetchall()
+    if not columns or any(hidden for *_, hidden in columns):
+        return None  # generated or hidden columns
+    defs = [
+        f'"{name}" {declared}' + (" NOT NULL" if notnull else "") + (f" DEFAULT {default}" if default else "")
+        for _, name, declared, notnull, default, _, _ in columns
+    ]
+    key = [name for _, name, *_, pk, _ in sorted(columns, key=lambda c: c[5]) if pk]
+    if key:
+        defs.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in key) + ")")
+    indexes = []
+    for n, (_, index, unique, origin, partial) in enumerate(raw.execute(f"PRAGMA main.index_list({table})")):
+        keys = [
+            f'"{name}"' + (" DESC" if desc else "") + f" COLLATE {coll}"
+            for _, _, name, desc, coll, is_key in raw.execute(f'PRAGMA main.index_xinfo("{index}")')
+            if is_key
+        ]
+        if partial or origin not in ("c", "u", "pk") or any(k.startswith('"None"') for k in keys):
+            return None  # a partial index, or one on an expression
+        if origin == "u":
+            # A UNIQUE clause, not CREATE UNIQUE INDEX: SQLite transfers entries only between indexes that
+            # resolve conflicts alike, and the two forms differ there.
+            defs.append(f"UNIQUE ({', '.join(keys)})")
+        elif origin == "c":
+            indexes.append(f"CREATE {'UNIQUE ' if unique else ''}INDEX rows_{n} ON rows ({', '.join(keys)})")
+    return Shape(f"CREATE TABLE rows ({', '.join(defs)})", indexes)
+
+
+def _scratch(path: Path, data: pa.Table, into: Shape | None) -> Path:
+    import adbc_driver_sqlite.dbapi as adbc
+
+    with adbc.connect(str(path), autocommit=True) as db, db.cursor() as cur:
+        # A scratch file: nothing to recover after a crash, and the index sorts stay in memory.
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-262144", "temp_store=MEMORY"):
+            cur.execute(f"PRAGMA {pragma}")
+            cur.fetchall()
+        cur.execute("BEGIN")
+        if into is None:
+            cur.adbc_ingest("rows", data, mode="create")
+        else:
+            cur.execute(into.table)
+            cur.adbc_ingest("rows", data, mode="append")
+            for index in into.indexes:  # after the rows: one sort each instead of a B-tree insert per row
+                cur.execute(index)
+        cur.execute("COMMIT")
+    return path
