@@ -160,22 +160,36 @@ class Connection:
     the clients speak the few lines of HTTP they need themselves (Content-Length or chunked bodies).
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
-        self.reader, self.writer, self.host = reader, writer, host
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
 
     @classmethod
     async def open(cls, host: str, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer, f"{host}:{port}")
+        conn = cls(host, port)
+        await conn._connect()
+        return conn
+
+    async def _connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def post(self, path: str, payload: object, token: str) -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        if self.reader.at_eof():  # the server closed the idle connection (uvicorn keeps one 5 s): reconnect
+            self.writer.close()
+            await self._connect()
+            assert self.reader is not None and self.writer is not None
         body = json.dumps(payload).encode()
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Bearer {token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + body)
-        status = int((await self.reader.readline()).split()[1])
+        line = await self.reader.readline()
+        if not line:
+            raise ConnectionError(f"the server closed the connection without answering POST {path}")
+        status = int(line.split()[1])
         length, chunked = 0, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
@@ -194,7 +208,8 @@ class Connection:
         return status, b"".join(parts)
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 async def _run_client(http: Connection, c: Client, token: str, until: float, think: float) -> None:
