@@ -407,7 +407,7 @@ def export_mapping(directory: Path) -> Path:
     return path
 
 
-@examples(60)
+@examples(40)
 @given(ds=deal_sets(), encoding=st.sampled_from(["cp1251", "utf-8-sig"]))
 def test_export_then_import_gives_the_same_deals(
     tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, ds: list[GenDeal], encoding: str
@@ -448,7 +448,7 @@ def test_export_then_import_gives_the_same_deals(
 # -- importing twice ------------------------------------------------------------------------------------------
 
 
-@examples(45)
+@examples(30)
 @given(
     ds=deal_sets(),
     encoding=st.sampled_from(["cp1251", "utf-8-sig"]),
@@ -524,7 +524,7 @@ def move_cells(m: GenMove) -> list[str]:
     return [m.deal, m.pipeline, m.stage, ru_time(m.at), m.by or "", m.reason or "", m.comment]
 
 
-@examples(60)
+@examples(40)
 @given(moves=move_logs(), encoding=st.sampled_from(["cp1251", "utf-8-sig"]))
 def test_importing_a_history_twice_equals_importing_once(
     tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, moves: list[GenMove], encoding: str
@@ -547,7 +547,7 @@ def test_importing_a_history_twice_equals_importing_once(
 # -- big files: the column-wise fast path --------------------------------------------------------------------
 
 
-@examples(25)
+@examples(15)
 @given(ds=deal_sets(newlines=False), encoding=st.sampled_from(["cp1251", "utf-8-sig"]), with_id=st.booleans())
 def test_a_big_file_lands_as_the_same_rows_read_row_by_row(
     tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, ds: list[GenDeal], encoding: str, with_id: bool
@@ -625,7 +625,7 @@ CORRUPTIONS: dict[str, Any] = {
 }
 
 
-@examples(45)
+@examples(30)
 @given(
     before=deal_sets(newlines=False, max_size=6),
     ds=deal_sets(newlines=False, max_size=10),

@@ -44,6 +44,11 @@ class State:
             self._ws = Workspace.connect(self.settings.db)
         return self._ws
 
+    def close(self) -> None:
+        if self._ws is not None:
+            self._ws.close()
+            self._ws = None
+
 
 _STATE: ContextVar[State] = ContextVar("voronka_cli_state")
 

@@ -35,10 +35,13 @@ app = typer.Typer(
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     db: str = typer.Option(None, "--db", help="Workspace database URL; default $VORONKA_DB or sqlite:///voronka.db."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
 ) -> None:
-    set_state(State(Settings.from_env(db), debug))
+    st = State(Settings.from_env(db), debug)
+    set_state(st)
+    ctx.call_on_close(st.close)  # the command's connections close with it, not whenever the GC gets to them
 
 
 workspace.register(app)

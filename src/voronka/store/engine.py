@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import weakref
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,11 +40,34 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+# This process's open sqlite3 connections per database file (an id per connection). Another copy of SQLite in
+# the process (ADBC's) must not read a file while one of them may close: see open_sqlite_connections.
+_OPEN: defaultdict[str, set[int]] = defaultdict(set)
+_IDS = itertools.count()
+_OPEN_ID = "voronka_open_id"
+
+
+def open_sqlite_connections(engine: Engine) -> int:
+    """How many sqlite3 connections of this process, of any engine, are open on ``engine``'s database file:
+    checked out, idle in a pool, or dropped and waiting for the garbage collector to close them."""
+    return len(_OPEN.get(_file_key(engine), ())) if engine.dialect.name == "sqlite" else 0
+
+
+def _file_key(engine: Engine) -> str:
+    return os.path.realpath(engine.url.database or ":memory:")
+
+
 def _tune_sqlite(engine: Engine) -> None:
     memory = engine.url.database in (None, "", ":memory:")
+    key = _file_key(engine)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        if not memory:
+            ident = next(_IDS)
+            _OPEN[key].add(ident)
+            record.info[_OPEN_ID] = ident
+            weakref.finalize(record, _OPEN[key].discard, ident)  # a pool dropped with its connections in it
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         if not memory:
@@ -49,6 +76,11 @@ def _tune_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+
+    @event.listens_for(engine, "close")
+    def _on_close(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None and _OPEN_ID in record.info:
+            _OPEN[key].discard(record.info.pop(_OPEN_ID))
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
