@@ -26,6 +26,7 @@ from voronka.analytics.events._bits import (
     STEP_BITS,
     STRICT,
 )
+from voronka.analytics.events._table import entities
 
 _SMALL = 32  # entities with at most this many rows are ordered by insertion
 
@@ -256,15 +257,16 @@ def funnel(lid, ts, mask, code, boffs, table, unit_offs, n, p, first_only, count
     level, code, times[units, n]); a unit removed by an exclusion gets level -1; the caller drops units with level 0
     (entities that never started an attempt in range).
     """
-    count, keys, first_c = table[1], table[2], table[4]
+    slots, count = table[0], table[1]
     o_ent, o_level, o_code, o_times = out
     mode = p[3]
     nb = len(count)
-    lcap = len(keys) // nb
+    cap = len(slots) // nb
     for b in prange(nb):
         u = unit_offs[b]
         if u == unit_offs[b + 1]:
             continue
+        keys, first_c = entities(slots, b, cap, count[b])
         start, key, t, m, c = _group(lid, ts, mask, code, boffs, b, count[b])
         state = (np.zeros(n, np.int8), np.empty(n, np.int64), np.empty(n, np.int64), np.zeros(n, np.int64))
         path = np.empty((n, n), np.int64)
@@ -277,8 +279,8 @@ def funnel(lid, ts, mask, code, boffs, table, unit_offs, n, p, first_only, count
             if lo == hi:
                 continue
             _order(key, t, m, c, lo, hi)
-            entity = keys[b * lcap + x]
-            ftcode = first_c[b * lcap + x]
+            entity = keys[x]
+            ftcode = first_c[x]
             e_eff = eff[lo:hi]
             _effective(m, lo, hi, first_only, e_eff)
             if count_attempts:

@@ -22,15 +22,15 @@ from voronka.analytics.events.sql import DUCKDB, is_int, is_numeric, mask_sql, p
 from voronka.analytics.events.stages import crm_union_sql
 
 _SMALL_INT_RANGE = 1 << 16
-_BATCH = 1 << 20  # rows per batch handed from the scan to the compiled pass
-_MAX_BITS = 8  # 256 buckets (each bucket's table stays in cache while a batch enters it); fewer for one batch
+_BATCH = 1 << 20  # rows per batch handed from the scan to the compiled pass (DuckDB may hand fewer)
+_MAX_BITS = 8  # 256 buckets: each bucket's table stays in cache while a batch enters it
 _DTYPES = (np.int64, np.int64, np.int32, np.int32)  # entity key, time µs, mask, code
 
 
 def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = None) -> FunnelResult:
     """Compute the funnel ``q`` over ``source`` in this process."""
     box: dict[str, Any] = {}
-    batches: queue.Queue[tuple[NDArray[Any], ...] | None] = queue.Queue(maxsize=4)
+    batches: queue.Queue[tuple[NDArray[Any], ...] | None] = queue.Queue(maxsize=2)
     stop = threading.Event()
 
     def scan() -> None:
@@ -213,9 +213,8 @@ class Ingest:
 
         ent, ts, mask, code = (_readonly(a, dt) for a, dt in zip((ent, ts, mask, code), _DTYPES, strict=True))
         if self.table is None:
-            # A log that fits in one batch gets about 2,000 rows a bucket; a longer one 4096 buckets.
-            n = len(ent)
-            self.bits = _MAX_BITS if n >= _BATCH else int(np.clip(np.ceil(np.log2(max(n, 1) / 2048)), 0, _MAX_BITS))
+            # A small log (one short batch) gets about 2,000 rows a bucket; a longer one 256 buckets.
+            self.bits = int(np.clip(np.ceil(np.log2(max(len(ent), 1) / 2048)), 0, _MAX_BITS))
             self.table = _table.new_table(self.bits)
         ent, ts, mask, code, starts = _table.bucket_order(ent, ts, mask, code, self.bits)
         out = tuple(np.empty(len(ent), dt) for dt in (np.int32, *_DTYPES[1:]))
@@ -225,7 +224,7 @@ class Ingest:
             b, j = _table.ingest(ent, ts, mask, code, starts, b, j, self.table, out, kept, self.q.count == "attempts")
             if b < 0:
                 break
-            self.table = _table.grow(self.table, 2 * len(self.table[0]) // len(kept))
+            self.table = _table.grow(self.table, 2 * len(self.table[0]) // len(kept))  # every bucket doubles
         k = int(kept.sum())
         self.kept.append(tuple(a[:k].copy() for a in out))
         self.counts.append(kept)
@@ -249,7 +248,7 @@ class Ingest:
         boffs = np.zeros((len(counts), counts.shape[1] + 1), np.int64)  # batch k, bucket b: where its rows start
         boffs[:, 1:] = np.cumsum(counts.ravel()).reshape(counts.shape)
         boffs[1:, 0] = boffs[:-1, -1]
-        unit_offs = np.r_[0, np.cumsum(self.table[6])].astype(np.int64)
+        unit_offs = np.r_[0, np.cumsum(self.table[2])].astype(np.int64)
         total = int(unit_offs[-1])
         out = (
             np.empty(total, np.int64),
