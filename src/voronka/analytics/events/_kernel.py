@@ -1,14 +1,13 @@
-"""The compiled single pass of the in-process engine (Numba): partition rows by entity, order each entity's rows,
-walk them once.
+"""The compiled per-entity pass of the in-process engine (Numba): group each bucket's kept rows by entity, order
+each entity's rows, walk them once, buckets in parallel.
 
-A row is (entity key int64, time µs int64, mask int32, code int32). The mask's bits:
+A row is (local entity id, time µs int64, mask int32, code int32); ``_table`` gives the rows their bucket and local
+id, and each entity its key and first-touch code. The mask's bits:
 
 - 0..15: the steps the row matches; 16: the row lies in the date range (it may start an attempt);
-- 17: a first-touch row (one per entity: its earliest row's breakdown code, not an event of the funnel);
 - 20..27: the exclusion steps the row matches. A row with none of these is "another tracked event".
 
-Rows are grouped by a multiplicative hash of the entity into buckets (no global sort), each bucket is sorted by
-(entity, time, lowest matched step, mask, code) and walked per entity, buckets in parallel.
+An entity's rows are ordered by (time, lowest matched step, mask, code): equal times are ordered by step.
 """
 
 from __future__ import annotations
@@ -21,13 +20,15 @@ from voronka.analytics.events._bits import (
     EXCL_BITS,
     EXCL_SHIFT,
     FIRST,
-    FIRST_TOUCH,
     IN_RANGE,
     LAST,
     MISSING,
     STEP_BITS,
     STRICT,
 )
+from voronka.analytics.events._table import entities
+
+_SMALL = 32  # entities with at most this many rows are ordered by insertion
 
 
 @njit(cache=True, inline="always")
@@ -38,135 +39,59 @@ def _lowest(m):
     return 16
 
 
-@njit(cache=True)
-def _sort_key(ts, mask):
-    """Time then lowest matched step: equal times are ordered by step (other rows after, first-touch rows last)."""
-    out = np.empty(len(ts), np.int64)
-    for i in range(len(ts)):
-        m = mask[i]
-        order = 31 if m & FIRST_TOUCH else _lowest(m)
-        out[i] = ts[i] * 32 + order
-    return out
-
-
 @njit(cache=True, inline="always")
-def _gt(ent, key, mask, code, i, j):
-    if ent[i] != ent[j]:
-        return ent[i] > ent[j]
-    if key[i] != key[j]:
-        return key[i] > key[j]
-    if mask[i] != mask[j]:
-        return mask[i] > mask[j]
-    return code[i] > code[j]
+def _before(k1, m1, c1, k2, m2, c2):
+    if k1 != k2:
+        return k1 < k2
+    if m1 != m2:
+        return m1 < m2
+    return c1 < c2
 
 
 @njit(cache=True)
-def _argsort(ent, key, mask, code):
-    """Bottom-up merge sort of row indices by (entity, key, mask, code)."""
-    n = len(ent)
-    idx = np.arange(n)
-    tmp = np.empty(n, np.int64)
-    run = 24
-    for s in range(0, n, run):
-        e = min(s + run, n)
-        for i in range(s + 1, e):
-            x = idx[i]
-            j = i - 1
-            while j >= s and _gt(ent, key, mask, code, idx[j], x):
-                idx[j + 1] = idx[j]
-                j -= 1
-            idx[j + 1] = x
-    width = run
-    while width < n:
-        for s in range(0, n, 2 * width):
-            mid = min(s + width, n)
-            e = min(s + 2 * width, n)
-            a, b, o = s, mid, s
-            while a < mid and b < e:
-                if _gt(ent, key, mask, code, idx[a], idx[b]):
-                    tmp[o] = idx[b]
-                    b += 1
-                else:
-                    tmp[o] = idx[a]
-                    a += 1
-                o += 1
-            while a < mid:
-                tmp[o] = idx[a]
-                a += 1
-                o += 1
-            while b < e:
-                tmp[o] = idx[b]
-                b += 1
-                o += 1
-        idx, tmp = tmp, idx
-        width *= 2
-    return idx
+def _order(key, ts, mask, code, lo, hi):
+    """Order rows lo..hi by (key, mask, code) in place, key = time * 32 + lowest step."""
+    if hi - lo > _SMALL:
+        idx = np.argsort(key[lo:hi], kind="mergesort") + lo
+        key[lo:hi] = key[idx]
+        ts[lo:hi] = ts[idx]
+        mask[lo:hi] = mask[idx]
+        code[lo:hi] = code[idx]
+    # Insertion: the whole order for a few rows; after the merge sort, only ties in key (rare) move.
+    for i in range(lo + 1, hi):
+        k, t, m, c = key[i], ts[i], mask[i], code[i]
+        j = i - 1
+        while j >= lo and _before(k, m, c, key[j], mask[j], code[j]):
+            key[j + 1], ts[j + 1], mask[j + 1], code[j + 1] = key[j], ts[j], mask[j], code[j]
+            j -= 1
+        key[j + 1], ts[j + 1], mask[j + 1], code[j + 1] = k, t, m, c
 
 
-@njit(cache=True, parallel=True)
-def partition(ent, ts, mask, code, bits):
-    """Scatter rows into 2**bits buckets by a hash of the entity; returns the arrays and the bucket offsets."""
-    n = len(ent)
-    nb = 1 << bits
-    chunks = 16
-    size = (n + chunks - 1) // chunks
-    counts = np.zeros((chunks, nb), np.int64)
-    bid = np.empty(n, np.int32)
-    for c in prange(chunks):
-        for i in range(c * size, min(n, (c + 1) * size)):
-            h = np.uint64(ent[i]) * np.uint64(0x9E3779B97F4A7C15)
-            b = np.int32(h >> np.uint64(64 - bits)) if bits > 0 else np.int32(0)
-            bid[i] = b
-            counts[c, b] += 1
-    offs = np.empty((chunks, nb), np.int64)
-    starts = np.zeros(nb + 1, np.int64)
-    acc = 0
-    for b in range(nb):
-        starts[b] = acc
-        for c in range(chunks):
-            offs[c, b] = acc
-            acc += counts[c, b]
-    starts[nb] = acc
-    e2 = np.empty(n, np.int64)
-    t2 = np.empty(n, np.int64)
-    m2 = np.empty(n, np.int32)
-    c2 = np.empty(n, np.int32)
-    for c in prange(chunks):
-        for i in range(c * size, min(n, (c + 1) * size)):
-            b = bid[i]
-            o = offs[c, b]
-            offs[c, b] = o + 1
-            e2[o] = ent[i]
-            t2[o] = ts[i]
-            m2[o] = mask[i]
-            c2[o] = code[i]
-    return e2, t2, m2, c2, starts
-
-
-@njit(cache=True, parallel=True)
-def sort_buckets(ent, ts, mask, code, starts, count_attempts):
-    """Sort each bucket in place; return per bucket an upper bound of the units (entities or attempts) it yields."""
-    nb = len(starts) - 1
-    units = np.zeros(nb, np.int64)
-    for b in prange(nb):
-        lo, hi = starts[b], starts[b + 1]
-        if hi - lo == 0:
-            continue
-        e, t, m, c = ent[lo:hi], ts[lo:hi], mask[lo:hi], code[lo:hi]
-        idx = _argsort(e, _sort_key(t, m), m, c)
-        e[:] = e[idx]
-        t[:] = t[idx]
-        m[:] = m[idx]
-        c[:] = c[idx]
-        u = 0
-        for i in range(hi - lo):
-            if count_attempts:
-                if m[i] & 1 and m[i] & IN_RANGE:
-                    u += 1
-            elif i == 0 or e[i] != e[i - 1]:
-                u += 1
-        units[b] = u
-    return units
+@njit(cache=True)
+def _group(lid, ts, mask, code, boffs, b, ne):
+    """Bucket b's rows (spread over the batches) grouped by entity: (start per local id, key, time, mask, code)."""
+    start = np.zeros(ne + 1, np.int64)
+    for k in range(boffs.shape[0]):
+        for r in range(boffs[k, b], boffs[k, b + 1]):
+            start[lid[r] + 1] += 1
+    for x in range(ne):
+        start[x + 1] += start[x]
+    rows = start[ne]
+    pos = start[:-1].copy()
+    key = np.empty(rows, np.int64)
+    t = np.empty(rows, np.int64)
+    m = np.empty(rows, np.int32)
+    c = np.empty(rows, np.int32)
+    for k in range(boffs.shape[0]):
+        for r in range(boffs[k, b], boffs[k, b + 1]):
+            x = lid[r]
+            q = pos[x]
+            pos[x] = q + 1
+            t[q] = ts[r]
+            m[q] = mask[r]
+            c[q] = code[r]
+            key[q] = ts[r] * 32 + _lowest(mask[r])
+    return start, key, t, m, c
 
 
 @njit(cache=True)
@@ -175,9 +100,6 @@ def _effective(mask, lo, hi, first_only, eff):
     seen = 0
     for r in range(lo, hi):
         m = mask[r]
-        if m & FIRST_TOUCH:
-            eff[r - lo] = 0
-            continue
         s = m & STEP_BITS & first_only
         drop = s & seen
         seen |= s
@@ -204,11 +126,9 @@ def _excl_hits(m, level, ex_after, ex_before):
 def _walk_entities(ts, eff, code, lo, hi, n, p, state, path, pcode, best_t, best_c):
     """Latest-entry walk of one entity (ordered or strict). Returns (steps reached, removed by an exclusion)."""
     window, within, gap, mode, ex_after, ex_before, remove = p
-    valid = state
+    valid, first, last, reach = state  # reach: steps reached so far by the attempt held at each level
     valid[:] = 0
-    first = np.empty(n, np.int64)
-    last = np.empty(n, np.int64)
-    reach = np.zeros(n, np.int64)  # steps reached so far by the attempt held at each level
+    reach[:] = 0
     best = 0
     removed = False
     for r in range(lo, hi):
@@ -330,43 +250,45 @@ def _attributed(best, best_c, ftcode, attribution, attr_step):
 
 
 @njit(cache=True, parallel=True)
-def walk(ent, ts, mask, code, starts, unit_offs, n, p, first_only, count_attempts, attribution, attr_step, out):
-    """Walk every entity of every bucket; write one unit per entity (or per attempt) into ``out``.
+def funnel(lid, ts, mask, code, boffs, table, unit_offs, n, p, first_only, count_attempts, attribution, attr_step, out):
+    """Group, order and walk every entity of every bucket; write one unit per entity (or per attempt) into ``out``.
 
-    ``out`` = (entity, level, code, times[units, n]); a unit removed by an exclusion gets level -1; the caller
-    drops units with level 0 (entities that never started an attempt in range).
+    Bucket b's rows of batch k are ``boffs[k, b]:boffs[k, b + 1]``; ``table`` is ``_table``'s. ``out`` = (entity,
+    level, code, times[units, n]); a unit removed by an exclusion gets level -1; the caller drops units with level 0
+    (entities that never started an attempt in range).
     """
+    slots, count = table[0], table[1]
     o_ent, o_level, o_code, o_times = out
     mode = p[3]
-    nb = len(starts) - 1
+    nb = len(count)
+    cap = len(slots) // nb
     for b in prange(nb):
-        lo_b, hi_b = starts[b], starts[b + 1]
-        if hi_b == lo_b:
-            continue
         u = unit_offs[b]
-        state = np.zeros(n, np.int8)
+        if u == unit_offs[b + 1]:
+            continue
+        keys, first_c = entities(slots, b, cap, count[b])
+        start, key, t, m, c = _group(lid, ts, mask, code, boffs, b, count[b])
+        state = (np.zeros(n, np.int8), np.empty(n, np.int64), np.empty(n, np.int64), np.zeros(n, np.int64))
         path = np.empty((n, n), np.int64)
         pcode = np.empty((n, n), np.int32)
         best_t = np.empty(n, np.int64)
         best_c = np.empty(n, np.int32)
-        eff = np.empty(hi_b - lo_b, np.int32)
-        lo = lo_b
-        while lo < hi_b:
-            hi = lo + 1
-            while hi < hi_b and ent[hi] == ent[lo]:
-                hi += 1
-            ftcode = np.int32(-1)
-            for r in range(lo, hi):
-                if mask[r] & FIRST_TOUCH:
-                    ftcode = code[r]
-            e_eff = eff[lo - lo_b : hi - lo_b]
-            _effective(mask, lo, hi, first_only, e_eff)
+        eff = np.empty(len(t), np.int32)
+        for x in range(count[b]):
+            lo, hi = start[x], start[x + 1]
+            if lo == hi:
+                continue
+            _order(key, t, m, c, lo, hi)
+            entity = keys[x]
+            ftcode = first_c[x]
+            e_eff = eff[lo:hi]
+            _effective(m, lo, hi, first_only, e_eff)
             if count_attempts:
                 for i in range(lo, hi):
                     if e_eff[i - lo] & 1 and e_eff[i - lo] & IN_RANGE:
                         best_t[:] = MISSING
-                        level, removed = _walk_attempt(ts, e_eff, code, i, lo, hi, n, p, best_t, best_c)
-                        o_ent[u] = ent[lo]
+                        level, removed = _walk_attempt(t, e_eff, c, i, lo, hi, n, p, best_t, best_c)
+                        o_ent[u] = entity
                         o_level[u] = -1 if removed else level
                         o_code[u] = _attributed(level, best_c, ftcode, attribution, attr_step)
                         o_times[u, :] = best_t
@@ -374,16 +296,15 @@ def walk(ent, ts, mask, code, starts, unit_offs, n, p, first_only, count_attempt
             else:
                 best_t[:] = MISSING
                 if mode == ANY:
-                    best = _walk_any(ts, e_eff, lo, hi, n, p[0], best_t)
+                    best = _walk_any(t, e_eff, lo, hi, n, p[0], best_t)
                     removed = False
                 else:
-                    best, removed = _walk_entities(ts, e_eff, code, lo, hi, n, p, state, path, pcode, best_t, best_c)
-                o_ent[u] = ent[lo]
+                    best, removed = _walk_entities(t, e_eff, c, lo, hi, n, p, state, path, pcode, best_t, best_c)
+                o_ent[u] = entity
                 o_level[u] = -1 if removed else best
                 o_code[u] = _attributed(best, best_c, ftcode, attribution, attr_step)
                 o_times[u, :] = best_t
                 u += 1
-            lo = hi
         while u < unit_offs[b + 1]:
             o_level[u] = 0
             u += 1

@@ -1,9 +1,12 @@
-"""The in-process engine: DuckDB reads only the needed columns and prunes rows that match no step; a compiled Numba
-pass partitions the rows by entity (no global sort), orders each bucket and walks each entity once, on all cores.
+"""The in-process engine: DuckDB reads only the needed columns, computes each row's step mask and prunes what cannot
+matter; its rows stream in batches into a compiled Numba pass (``_table``: each row finds its entity in a hash table
+of its bucket, first touch included; ``_kernel``: each bucket's entities grouped, ordered and walked, in parallel).
+No global sort, no GROUP BY in SQL; the scan and the pass share the two cores.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from typing import Any
 
@@ -19,44 +22,73 @@ from voronka.analytics.events.sql import DUCKDB, is_int, is_numeric, mask_sql, p
 from voronka.analytics.events.stages import crm_union_sql
 
 _SMALL_INT_RANGE = 1 << 16
-_PACK_BITS = 10
-_PACK = 1 << _PACK_BITS  # times below 2**53 µs (year 2255) leave room for 10 bits of code
+_BATCH = 1 << 20  # rows per batch handed from the scan to the compiled pass (DuckDB may hand fewer)
+_MAX_BITS = 8  # 256 buckets: each bucket's table stays in cache while a batch enters it
+_DTYPES = (np.int64, np.int64, np.int32, np.int32)  # entity key, time µs, mask, code
 
 
 def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = None) -> FunnelResult:
     """Compute the funnel ``q`` over ``source`` in this process."""
     box: dict[str, Any] = {}
+    batches: queue.Queue[tuple[NDArray[Any], ...] | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
 
-    def load() -> None:
+    def scan() -> None:
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET preserve_insertion_order = false")
             if threads:
                 con.execute(f"SET threads = {int(threads)}")
-            box["rows"] = _load_rows(con, source, q)
+            sql, box["entity_labels"], box["labels"] = _scan_sql(con, source, q)
+            for batch in _arrow_reader(con.sql(sql)):
+                if stop.is_set():
+                    break
+                batches.put(tuple(batch.column(k).to_numpy() for k in range(4)))
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
         finally:
+            batches.put(None)
             con.close()
 
-    # DuckDB scans without the GIL while this thread loads the compiled kernels (start-up costs about a second).
-    reader = threading.Thread(target=load, name="voronka-events-scan")
+    # DuckDB scans (without the GIL) while this thread loads the compiled kernels, then enters each batch as it
+    # comes: the scan and the entity table share the two cores.
+    reader = threading.Thread(target=scan, name="voronka-events-scan")
     reader.start()
-    _warm_up(q)
-    reader.join()
+    batch: tuple[NDArray[Any], ...] | None = ()
+    try:
+        _warm_up(q)
+        ingest = Ingest(q)
+        while (batch := batches.get()) is not None:
+            ingest.add(*batch)
+    finally:
+        stop.set()
+        while batch is not None:  # this thread failed: unblock the scan
+            batch = batches.get()
+        reader.join()
     if "error" in box:
         raise box["error"]
-    rows, entity_labels, labels = box.pop("rows")
-    units = compute_units(q, rows)
+    units = ingest.units()
+    entity_labels = box["entity_labels"]
     if entity_labels is not None:
         units.entity = entity_labels[units.entity]
-    return build_result(q, units, labels, "inprocess")
+    return build_result(q, units, box["labels"], "inprocess")
 
 
-def _load_rows(
+def _arrow_reader(rel: duckdb.DuckDBPyRelation) -> Any:
+    reader = getattr(rel, "to_arrow_reader", None)  # DuckDB 1.4+; fetch_arrow_reader before
+    return reader(_BATCH) if reader is not None else rel.fetch_arrow_reader(_BATCH)
+
+
+def _scan_sql(
     con: duckdb.DuckDBPyConnection, source: EventSource, q: FunnelQuery
-) -> tuple[list[NDArray[Any]], NDArray[Any] | None, NDArray[Any] | None]:
+) -> tuple[str, NDArray[Any] | None, NDArray[Any] | None]:
+    """The SQL of the rows the compiled pass needs (entity key, time µs, mask, code), entity labels when the entity
+    column is not an integer, and breakdown labels.
+
+    A row that can matter for the walk keeps its mask, others get 0; with first-touch attribution every event row
+    (not a CRM stage row) also sets ``FIRST_TOUCH``, and only rows with neither are pruned here.
+    """
     rel = relation_sql(con, source)
     types = column_types(con, rel)
     check_columns(types, source, q)
@@ -81,40 +113,27 @@ def _load_rows(
     code, labels, join = _codes(con, rel, q, types)
     joins += join
     inner = f"(SELECT *, {t} AS voronka_t FROM {rel})"
-    not_stage = ""
-    if q.stage_steps:
+    stages = bool(q.stage_steps)
+    if stages:
         if source.crm is None and not _is_store(source.data):
             raise FunnelQueryError("stages.workspace", "CRM stage steps need a workspace: pass EventSource(crm=ws).")
         inner = crm_union_sql(con, source, q, inner, d.ident)
-        not_stage = " AND NOT voronka_stage"
-    base = f"{inner} AS base{joins}"
     tt = "voronka_t"
     mask = mask_sql(d, q, source.event, types, tt)
-    where = f"{key} IS NOT NULL AND {tt} IS NOT NULL AND " + prune_sql(d, q, source.event, types, tt)
+    prune = prune_sql(d, q, source.event, types, tt)
+    where = f"{key} IS NOT NULL AND {tt} IS NOT NULL"
+    if q.by is not None and q.attribution == "first_touch":
+        event_row = "NOT voronka_stage" if stages else "TRUE"
+        m = f"(CASE WHEN {prune} THEN {mask} ELSE 0 END) + (CASE WHEN {event_row} THEN {K.FIRST_TOUCH} ELSE 0 END)"
+        where += f" AND ({prune} OR {event_row})" if stages else ""
+    else:
+        m = mask
+        where += f" AND {prune}"
     sql = (
-        f"SELECT {key} AS e, {tt} AS t, CAST({mask} AS INTEGER) AS m, CAST({code} AS INTEGER) AS c "
-        f"FROM {base} WHERE {where}"
+        f"SELECT {key} AS e, CAST({tt} AS BIGINT) AS t, CAST({m} AS INTEGER) AS m, CAST({code} AS INTEGER) AS c "
+        f"FROM {inner} AS base{joins} WHERE {where}"
     )
-    if q.by is not None and q.attribution == "first_touch" and labels is not None and len(labels) < _PACK:
-        # min of (time, code) packed in one BIGINT: a plain min aggregates faster than arg_min.
-        packed = f"{tt} * {_PACK} + ({code}) + 1"
-        sql += (
-            f" UNION ALL SELECT e, (k >> {_PACK_BITS}) AS t, {K.FIRST_TOUCH} AS m, "
-            f"CAST((k & {_PACK - 1}) - 1 AS INTEGER) AS c FROM (SELECT {key} AS e, min({packed}) AS k "
-            f"FROM {base} WHERE {key} IS NOT NULL AND {tt} IS NOT NULL{not_stage} GROUP BY 1)"
-        )
-    elif q.by is not None and q.attribution == "first_touch":
-        sql += (
-            f" UNION ALL SELECT {key} AS e, min({tt}) AS t, {K.FIRST_TOUCH} AS m, "
-            f"CAST(arg_min({code}, ({tt}, {code})) AS INTEGER) AS c FROM {base} "
-            f"WHERE {key} IS NOT NULL AND {tt} IS NOT NULL{not_stage} GROUP BY 1"
-        )
-    got = con.execute(sql).fetchnumpy()
-    rows = [np.ascontiguousarray(np.asarray(got.pop(k)), dtype=dt) for k, dt in zip("etmc", _DTYPES, strict=True)]
-    return rows, entity_labels, labels
-
-
-_DTYPES = (np.int64, np.int64, np.int32, np.int32)
+    return sql, entity_labels, labels
 
 
 def _check_times(con: duckdb.DuckDBPyConnection, rel: str, col: str, t: str, sql_type: str) -> None:
@@ -122,8 +141,10 @@ def _check_times(con: duckdb.DuckDBPyConnection, rel: str, col: str, t: str, sql
     if is_numeric(sql_type) or sql_type.upper().startswith(("TIMESTAMP", "DATE")):
         return
     c = DUCKDB.ident(col)
-    bad = con.execute(f"SELECT {c} FROM {rel} WHERE {c} IS NOT NULL AND {t} IS NULL LIMIT 1").fetchone()
-    if bad is not None:
+    # fetchall, not fetchone: a result left unfinished keeps the connection from streaming the scan.
+    rows = con.execute(f"SELECT {c} FROM {rel} WHERE {c} IS NOT NULL AND {t} IS NULL LIMIT 1").fetchall()
+    if rows:
+        bad = rows[0]
         raise FunnelQueryError(
             "source.time",
             f"Time {bad[0]!r} in column {col!r} is not a time: use ISO 8601 (2026-03-01T14:30:00, a zone such as "
@@ -139,7 +160,7 @@ def _codes(
         return "0", None, ""
     c = DUCKDB.ident(q.by)
     if is_int(DUCKDB, types[q.by]):
-        lo, hi = con.execute(f"SELECT min({c}), max({c}) FROM {rel}").fetchone() or (None, None)
+        lo, hi = con.execute(f"SELECT min({c}), max({c}) FROM {rel}").fetchall()[0]
         if lo is None:
             return "-1", np.array([], dtype=object), ""
         if hi - lo < _SMALL_INT_RANGE:
@@ -171,39 +192,84 @@ def kernel_params(q: FunnelQuery) -> tuple[Any, ...]:
 
 
 def _warm_up(q: FunnelQuery) -> None:
-    one = np.zeros(1, np.int64)
-    compute_units(q, [one, one, np.zeros(1, np.int32), np.zeros(1, np.int32)])
+    """Load (or compile) the kernels on a one-row log: the first real batch then runs at once."""
+    ingest = Ingest(q)
+    ingest.add(*(np.zeros(1, dt) for dt in _DTYPES))
+    ingest.units()
 
 
-def compute_units(q: FunnelQuery, rows: list[NDArray[Any]]) -> Units:
-    """Run the compiled pass over rows [entity key, time µs, mask, breakdown code] and return the units.
+class Ingest:
+    """Rows in, units out: batches enter the entity table (``_table``), then ``units`` walks every entity."""
 
-    The list is emptied: the input arrays are freed as soon as their partitioned copies exist (peak memory).
-    """
-    from voronka.analytics.events import _kernel
+    def __init__(self, q: FunnelQuery) -> None:
+        self.q = q
+        self.table: tuple[NDArray[Any], ...] | None = None
+        self.bits = 0
+        self.kept: list[tuple[NDArray[Any], ...]] = []  # per batch: local id, time, mask, code
+        self.counts: list[NDArray[np.int64]] = []  # per batch: kept rows per bucket
 
-    ent, ts, mask, code = rows
-    rows.clear()
-    n = len(q.step_list)
-    bits = int(np.clip(np.ceil(np.log2(max(len(ent), 1) / 32_768)), 0, 12))
-    ent, ts, mask, code, starts = _kernel.partition(ent, ts, mask, code, bits)
-    attempts = q.count == "attempts"
-    per_bucket = _kernel.sort_buckets(ent, ts, mask, code, starts, attempts)
-    offs = np.r_[0, np.cumsum(per_bucket)].astype(np.int64)
-    total = int(offs[-1])
-    out = (
-        np.empty(total, np.int64),
-        np.empty(total, np.int8),
-        np.empty(total, np.int32),
-        np.empty((total, n), np.int64),
-    )
-    first_only = sum(1 << k for k, s in enumerate(q.step_list) if s.first_time)
-    attribution = {"first_touch": K.FIRST, "last_touch": K.LAST, "step": K.AT_STEP}[q.attribution]
-    attr_step = (q.attribution_step or 1) - 1
-    _kernel.walk(
-        ent, ts, mask, code, starts, offs, n, kernel_params(q), first_only, attempts, attribution, attr_step, out
-    )
-    return Units(*out)
+    def add(self, ent: NDArray[Any], ts: NDArray[Any], mask: NDArray[Any], code: NDArray[Any]) -> None:
+        from voronka.analytics.events import _table
+
+        ent, ts, mask, code = (_readonly(a, dt) for a, dt in zip((ent, ts, mask, code), _DTYPES, strict=True))
+        if self.table is None:
+            # A small log (one short batch) gets about 2,000 rows a bucket; a longer one 256 buckets.
+            self.bits = int(np.clip(np.ceil(np.log2(max(len(ent), 1) / 2048)), 0, _MAX_BITS))
+            self.table = _table.new_table(self.bits)
+        ent, ts, mask, code, starts = _table.bucket_order(ent, ts, mask, code, self.bits)
+        out = tuple(np.empty(len(ent), dt) for dt in (np.int32, *_DTYPES[1:]))
+        kept = np.zeros(len(starts) - 1, np.int64)
+        b, j = 0, 0
+        while True:
+            b, j = _table.ingest(ent, ts, mask, code, starts, b, j, self.table, out, kept, self.q.count == "attempts")
+            if b < 0:
+                break
+            self.table = _table.grow(self.table, 2 * len(self.table[0]) // len(kept))  # every bucket doubles
+        k = int(kept.sum())
+        self.kept.append(tuple(a[:k].copy() for a in out))
+        self.counts.append(kept)
+
+    def units(self) -> Units:
+        """Walk every entity (or attempt) of the rows entered so far."""
+        from voronka.analytics.events import _kernel
+
+        q = self.q
+        n = len(q.step_list)
+        if self.table is None:
+            self.add(*(np.zeros(0, dt) for dt in _DTYPES))
+        assert self.table is not None
+        # One column at a time: the batches' pieces of a column are freed as soon as it is whole (peak memory).
+        cols = []
+        for k in range(4):
+            cols.append(np.concatenate([piece[k] for piece in self.kept]))
+            self.kept = [(*piece[:k], None, *piece[k + 1 :]) for piece in self.kept]  # type: ignore[misc]
+        self.kept = []
+        counts = np.array(self.counts, np.int64).reshape(len(self.counts), -1)
+        boffs = np.zeros((len(counts), counts.shape[1] + 1), np.int64)  # batch k, bucket b: where its rows start
+        boffs[:, 1:] = np.cumsum(counts.ravel()).reshape(counts.shape)
+        boffs[1:, 0] = boffs[:-1, -1]
+        unit_offs = np.r_[0, np.cumsum(self.table[2])].astype(np.int64)
+        total = int(unit_offs[-1])
+        out = (
+            np.empty(total, np.int64),
+            np.empty(total, np.int8),
+            np.empty(total, np.int32),
+            np.empty((total, n), np.int64),
+        )
+        first_only = sum(1 << k for k, s in enumerate(q.step_list) if s.first_time)
+        attribution = {"first_touch": K.FIRST, "last_touch": K.LAST, "step": K.AT_STEP}[q.attribution]
+        attr_step = (q.attribution_step or 1) - 1
+        attempts = q.count == "attempts"
+        p = kernel_params(q)
+        _kernel.funnel(*cols, boffs, self.table, unit_offs, n, p, first_only, attempts, attribution, attr_step, out)
+        return Units(*out)
+
+
+def _readonly(a: NDArray[Any], dtype: Any) -> NDArray[Any]:
+    """The array as the scan hands it over (contiguous, read-only), so the kernels are compiled for one type."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    a.flags.writeable = False
+    return a
 
 
 def validate_engine(engine: str) -> None:
