@@ -2,8 +2,8 @@
 
 The ADBC driver writes each Arrow table into a scratch SQLite file (in C, from the Arrow buffers; one thread per
 table, on tmpfs when there is one); the workspace connection attaches each and copies its rows with one
-``INSERT … SELECT`` inside the transaction, so the rows land with everything else or not at all — the first copy
-runs while later scratch files are still being written.
+``INSERT … SELECT`` inside the transaction, so the rows land with everything else or not at all — the first file
+written is copied while the others are still being written.
 
 A table that is empty, when foreign keys are not checked row by row (a bulk transaction, see
 :meth:`voronka.store.workspace.WorkspaceStore.transaction`), gets a scratch table of exactly its shape — the
@@ -23,7 +23,7 @@ import sqlite3
 import tempfile
 import uuid
 from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +59,14 @@ def copy_rows(conn: Connection, parts: Sequence[tuple[Table, pa.Table]], transfe
     after_transaction(conn, detach)
     shapes = [shape(raw, table.name) if table in transfer else None for table, _ in parts]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        written = [
-            pool.submit(_scratch, folder / f"{i}.db", data, s)
-            for i, ((_, data), s) in enumerate(zip(parts, shapes, strict=True))
-        ]
-        for (table, data), s, done in zip(parts, shapes, written, strict=True):
+        written = {
+            pool.submit(_scratch, folder / f"{i}.db", data, s): (table, data, s)
+            for i, ((table, data), s) in enumerate(zip(parts, shapes, strict=True))
+        }
+        # With foreign keys checked at the end, in the order the files are done; else parents first, as given.
+        checked = raw.execute("PRAGMA foreign_keys").fetchone()[0]
+        for done in list(written) if checked else as_completed(written):
+            table, data, s = written[done]
             scratch = done.result()
             alias = f"voronka_bulk_{uuid.uuid4().hex[:12]}"
             raw.execute(f"ATTACH DATABASE ? AS {alias}", (str(scratch),))
