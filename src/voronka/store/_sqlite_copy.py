@@ -28,10 +28,13 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Table
 
-from voronka.store.engine import after_transaction
+from voronka.errors import DanglingReferenceError
+from voronka.store.engine import after_transaction, verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,36 @@ def copy_rows(conn: Connection, parts: Sequence[tuple[Table, pa.Table]], transfe
             else:
                 names = ", ".join(data.column_names)
                 raw.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM {alias}.rows")
+    if not checked and parts and all(table in transfer for table, _ in parts):
+        references_found(raw, parts)
+        verified(conn, {table.name for table, _ in parts}, raw.total_changes)
+
+
+def references_found(raw: sqlite3.Connection, parts: Sequence[tuple[Table, pa.Table]]) -> None:
+    """Raise :class:`DanglingReferenceError` unless every reference in the rows just copied names a row that
+    exists, in the same load or in the database: whole columns at once, one query per distinct parent id set.
+    """
+    loaded = {table.name: data for table, data in parts}
+    for table, data in parts:
+        for _, _, parent, column, key, *_ in raw.execute(f"PRAGMA main.foreign_key_list({table.name})"):
+            if column not in data.column_names:
+                continue  # not given: NULL
+            key = key or "rowid"
+            wanted = pc.unique(data.column(column).drop_null()).to_numpy(zero_copy_only=False)
+            given = loaded.get(parent)
+            if given is not None and key in given.column_names:
+                wanted = wanted[~np.isin(wanted, given.column(key).to_numpy(zero_copy_only=False))]
+            for start in range(0, len(wanted), 10_000):
+                chunk = wanted[start : start + 10_000].tolist()
+                marks = ", ".join("?" * len(chunk))
+                found = {v for (v,) in raw.execute(f"SELECT {key} FROM main.{parent} WHERE {key} IN ({marks})", chunk)}
+                missing = [v for v in chunk if v not in found]
+                if missing:
+                    raise DanglingReferenceError(
+                        f"The write would leave rows of {table.name} whose {column} refers to a missing row of "
+                        f"{parent} ({', '.join(map(str, missing[:5]))}); nothing was written. This is a bug: "
+                        "report it with the file or the command that caused it."
+                    )
 
 
 def shape(raw: sqlite3.Connection, table: str) -> Shape | None:
