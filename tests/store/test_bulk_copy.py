@@ -127,3 +127,22 @@ def test_a_dangling_reference_refuses_the_bulk_transaction(tmp_path: Path) -> No
         assert conn.scalar(select(func.count()).select_from(stage_moves)) == 0
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     ws.close()
+
+
+def test_a_row_written_after_the_checked_copy_is_checked_at_the_commit(tmp_path: Path) -> None:
+    """The copy checks the references of the rows it brings; a row written after it in the same bulk
+    transaction is checked by SQLite itself before the commit."""
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    refused = pytest.raises(DanglingReferenceError, match="stage_moves .* refers to a missing row of deals")
+    with refused, ws.transaction(bulk=[deals, stage_moves]) as conn:
+        with bulk_rows(conn, [deals, stage_moves], BIG) as insert:
+            insert([(deals, data)])
+        row = data.slice(0, 1).to_pylist()[0]
+        conn.exec_driver_sql(
+            "INSERT INTO stage_moves (deal_id, pipeline_id, stage_id, at) VALUES (?, ?, ?, ?)",
+            (BIG + 5, row["pipeline_id"], row["stage_id"], row["created_at"]),
+        )
+    with ws.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(deals)) == 0
+    ws.close()

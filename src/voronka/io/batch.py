@@ -159,7 +159,7 @@ class DealColumns:
         """Whether no two deals share an external id."""
         ids = self.arrow.get("external_id")
         if ids is not None:
-            return bool(pc.count_distinct(ids, mode="all").as_py() == len(ids))
+            return len(pc.unique(ids)) == len(ids)
         return len(set(self.cols["external_id"])) == self.n
 
     def __getitem__(self, i: int) -> DealRecord:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -215,17 +216,26 @@ def _read_fast(
     if columns is None:
         return False
     n = len(columns[0]) if columns else 0
-    try:
-        values = {f: columnar.text(columns, cols, f, n) for f in ("title", "stage", "pipeline")}
-        if any(v.null_count for v in values.values()):
-            return False
-        amount = columnar.amounts(columns[cols.columns["amount"]]) if "amount" in cols.columns else None
-        created = (
-            columnar.times(columns[cols.columns["created"]]) if "created" in cols.columns else np.full(n, -1, np.int64)
-        )
-        closed = columnar.times(columns[cols.columns["closed"]]) if "closed" in cols.columns else None
-    except columnar.Doubt:
+    values = {f: columnar.text(columns, cols, f, n) for f in ("title", "stage", "pipeline")}
+    if any(v.null_count for v in values.values()):
         return False
+
+    def parsed(field: str, parse: Callable[[pa.Array], Any]) -> Any:
+        return parse(columns[cols.columns[field]]) if field in cols.columns else None
+
+    with ThreadPoolExecutor(columnar.THREADS) as pool:  # Arrow's kernels let go of the GIL: a column per core
+        parts = [
+            pool.submit(columnar.custom_json, columns, extra, n),
+            pool.submit(parsed, "amount", columnar.amounts),
+            pool.submit(parsed, "created", columnar.times),
+            pool.submit(parsed, "closed", columnar.times),
+        ]
+        try:
+            custom, amount, created, closed = (part.result() for part in parts)
+        except columnar.Doubt:
+            return False
+    if created is None:
+        created = np.full(n, -1, np.int64)
     written = columnar.text(columns, cols, "currency", n)
     codes = {c: (c or currency).upper() for c in written.unique().to_pylist()}
     if any(len(c) != 3 or not c.isalpha() for c in codes.values()):
@@ -256,7 +266,7 @@ def _read_fast(
             "loss_reason": columnar.text(columns, cols, "loss_reason", n),
             "source": columnar.text(columns, cols, "source", n),
             "segment": columnar.text(columns, cols, "segment", n),
-            "custom": columnar.custom_json(columns, extra, n),
+            "custom": custom,
         }
     )
     return True

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import html.parser
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,6 +18,8 @@ from voronka.errors import InputError
 SAMPLE_BYTES = 1 << 20
 csv.field_size_limit(1 << 30)  # long notes are values too; the default 128 KiB limit would crash the reader
 DELIMITERS = (";", ",", "\t")
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept as surrogates
+_NON_ASCII = re.compile("[^\x00-\x7f]")
 
 
 @dataclass
@@ -36,9 +39,15 @@ def sniff_encoding(sample: bytes) -> str:
     """UTF-8 with BOM, UTF-8, or (when the bytes are not UTF-8) Windows-1251."""
     if sample.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
+    try:
+        sample[:-4].decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return "utf-8"  # the last bytes may be a character cut by the sample's end
     text = sample.decode("utf-8", errors="surrogateescape")
-    bad = sum(1 for ch in text[:-4] if "\udc80" <= ch <= "\udcff")
-    good = sum(1 for ch in text if ch > "\x7f" and not "\udc80" <= ch <= "\udcff")
+    bad = len(_UNDECODED.findall(text[:-4]))
+    good = len(_NON_ASCII.findall(text)) - len(_UNDECODED.findall(text))
     # Mostly valid UTF-8 with a few bad bytes is a UTF-8 file with a few bad rows (each gets its own message).
     return "cp1251" if bad and bad >= good else "utf-8"
 

@@ -2,8 +2,8 @@
 
 The ADBC driver writes each Arrow table into a scratch SQLite file (in C, from the Arrow buffers; one thread per
 table, on tmpfs when there is one); the workspace connection attaches each and copies its rows with one
-``INSERT … SELECT`` inside the transaction, so the rows land with everything else or not at all — the first copy
-runs while later scratch files are still being written.
+``INSERT … SELECT`` inside the transaction, so the rows land with everything else or not at all — the first file
+written is copied while the others are still being written.
 
 A table that is empty, when foreign keys are not checked row by row (a bulk transaction, see
 :meth:`voronka.store.workspace.WorkspaceStore.transaction`), gets a scratch table of exactly its shape — the
@@ -23,15 +23,18 @@ import sqlite3
 import tempfile
 import uuid
 from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Table
 
-from voronka.store.engine import after_transaction
+from voronka.errors import DanglingReferenceError
+from voronka.store.engine import after_transaction, verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +62,14 @@ def copy_rows(conn: Connection, parts: Sequence[tuple[Table, pa.Table]], transfe
     after_transaction(conn, detach)
     shapes = [shape(raw, table.name) if table in transfer else None for table, _ in parts]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        written = [
-            pool.submit(_scratch, folder / f"{i}.db", data, s)
-            for i, ((_, data), s) in enumerate(zip(parts, shapes, strict=True))
-        ]
-        for (table, data), s, done in zip(parts, shapes, written, strict=True):
+        written = {
+            pool.submit(_scratch, folder / f"{i}.db", data, s): (table, data, s)
+            for i, ((table, data), s) in enumerate(zip(parts, shapes, strict=True))
+        }
+        # With foreign keys checked at the end, in the order the files are done; else parents first, as given.
+        checked = raw.execute("PRAGMA foreign_keys").fetchone()[0]
+        for done in list(written) if checked else as_completed(written):
+            table, data, s = written[done]
             scratch = done.result()
             alias = f"voronka_bulk_{uuid.uuid4().hex[:12]}"
             raw.execute(f"ATTACH DATABASE ? AS {alias}", (str(scratch),))
@@ -73,6 +79,36 @@ def copy_rows(conn: Connection, parts: Sequence[tuple[Table, pa.Table]], transfe
             else:
                 names = ", ".join(data.column_names)
                 raw.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM {alias}.rows")
+    if not checked and parts and all(table in transfer for table, _ in parts):
+        references_found(raw, parts)
+        verified(conn, {table.name for table, _ in parts}, raw.total_changes)
+
+
+def references_found(raw: sqlite3.Connection, parts: Sequence[tuple[Table, pa.Table]]) -> None:
+    """Raise :class:`DanglingReferenceError` unless every reference in the rows just copied names a row that
+    exists, in the same load or in the database: whole columns at once, one query per distinct parent id set.
+    """
+    loaded = {table.name: data for table, data in parts}
+    for table, data in parts:
+        for _, _, parent, column, key, *_ in raw.execute(f"PRAGMA main.foreign_key_list({table.name})"):
+            if column not in data.column_names:
+                continue  # not given: NULL
+            key = key or "rowid"
+            wanted = pc.unique(data.column(column).drop_null()).to_numpy(zero_copy_only=False)
+            given = loaded.get(parent)
+            if given is not None and key in given.column_names:
+                wanted = wanted[~np.isin(wanted, given.column(key).to_numpy(zero_copy_only=False))]
+            for start in range(0, len(wanted), 10_000):
+                chunk = wanted[start : start + 10_000].tolist()
+                marks = ", ".join("?" * len(chunk))
+                found = {v for (v,) in raw.execute(f"SELECT {key} FROM main.{parent} WHERE {key} IN ({marks})", chunk)}
+                missing = [v for v in chunk if v not in found]
+                if missing:
+                    raise DanglingReferenceError(
+                        f"The write would leave rows of {table.name} whose {column} refers to a missing row of "
+                        f"{parent} ({', '.join(map(str, missing[:5]))}); nothing was written. This is a bug: "
+                        "report it with the file or the command that caused it."
+                    )
 
 
 def shape(raw: sqlite3.Connection, table: str) -> Shape | None:

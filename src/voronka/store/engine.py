@@ -103,16 +103,29 @@ def after_transaction(conn: Connection, fn: Callable[[], None]) -> None:
     conn.info.setdefault(AFTER_TRANSACTION, []).append(fn)
 
 
+VERIFIED = "voronka.verified_references"
+
+
+def verified(conn: Connection, tables: set[str], changes: int) -> None:
+    """Record that every row of ``tables`` had its references checked by the loader itself, and the connection's
+    count of changed rows then: :func:`check_foreign_keys` skips these tables while that count stays."""
+    conn.info[VERIFIED] = (tables, changes)
+
+
 def check_foreign_keys(conn: Connection, tables: Sequence[str]) -> None:
     """Refuse (raise, so that the transaction rolls back) when a row of ``tables`` refers to a missing row.
 
     For SQLite transactions that did not enforce foreign keys row by row; elsewhere (and when they are
-    enforced) there is nothing to check.
+    enforced) there is nothing to check. Tables a bulk copy filled and checked column-wise (see
+    :func:`verified`) are not scanned again when no row changed since.
     """
+    done, changes = conn.info.pop(VERIFIED, (set(), None))
     if conn.dialect.name != "sqlite" or conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
         return
+    if conn.connection.driver_connection.total_changes != changes:  # type: ignore[union-attr]
+        done = set()
     bad = []
-    for table in tables:
+    for table in (t for t in tables if t not in done):
         bad += conn.exec_driver_sql(f"PRAGMA foreign_key_check({table})").fetchmany(5 - len(bad))
         if len(bad) >= 5:
             break

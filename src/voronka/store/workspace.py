@@ -20,7 +20,7 @@ from voronka.domain.pipeline import Pipeline, ProcessKind, Stage, StageKind, che
 from voronka.domain.templates import DEFAULT_LOST, DEFAULT_WON, get_template
 from voronka.errors import InputError, MoveError, NotFoundError, StaleDealError
 from voronka.store import migrate
-from voronka.store.engine import AFTER_TRANSACTION, BULK_OPTION, WRITE, check_foreign_keys, make_engine
+from voronka.store.engine import AFTER_TRANSACTION, BULK_OPTION, VERIFIED, WRITE, check_foreign_keys, make_engine
 from voronka.store.schema import (
     activities,
     api_tokens,
@@ -161,6 +161,7 @@ class WorkspaceStore:
             finally:
                 if bulk and self.engine.dialect.name == "sqlite":
                     conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+                    conn.info.pop(VERIFIED, None)
                 for fn in conn.info.pop(AFTER_TRANSACTION, []):  # e.g. detach a bulk load's scratch file
                     fn()
 
