@@ -8,9 +8,12 @@ are skipped with the reason, and the run's summary line says which backends were
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -78,6 +81,50 @@ def pytest_report_header(config: pytest.Config) -> str:
     why = pg_unavailable()
     pg = f"postgresql ({pg_label()})" if why is None else f"no postgresql: {why}"
     return f"voronka backends available: sqlite, {pg}"
+
+
+EVENTS = Path(__file__).parent / "events"
+
+
+def _runs_events(config: pytest.Config) -> bool:
+    for arg in config.args or [str(Path(__file__).parent)]:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if path == EVENTS or EVENTS in path.parents or path in EVENTS.parents:
+            return True
+    return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start compiling the event-funnel kernels in the background (tests/events/warm.py), once per run."""
+    from tests.events.warm import LOCK
+
+    if hasattr(config, "workerinput") or not _runs_events(config):  # xdist workers: the controller started it
+        return
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held by the child, which inherits it, until the child exits
+        config.stash[_WARM] = subprocess.Popen(
+            [sys.executable, "-m", "tests.events.warm"],
+            cwd=Path(__file__).parents[1],
+            pass_fds=(fd,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    finally:
+        os.close(fd)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    proc = config.stash.get(_WARM, None)
+    if proc is not None:
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+_WARM = pytest.StashKey[subprocess.Popen[bytes]]()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
