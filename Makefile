@@ -38,7 +38,7 @@ demo: $(VENV)/.installed
 	$(BIN)/voronka --db $(DEMO_DB) serve --host 127.0.0.1 --port $(DEMO_PORT)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist worksteal  # idle workers take tests from busy ones: no long tail
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
