@@ -33,11 +33,11 @@ def _hash(key):
 
 
 @njit(cache=True, nogil=True)
-def bucket_order(ent, ts, mask, code, bits):
-    """The rows in bucket order (a counting sort by bucket); ``starts[b]`` is bucket b's first row."""
+def bucket_order(ent, ts, mask, code, bits, into, bucket):
+    """Copy the rows into ``into`` = (entity, time, mask, code) in bucket order (a counting sort by bucket); return
+    where each bucket starts. ``bucket`` is scratch; both are at least as long as the batch and reused."""
     n = len(ent)
     nb = 1 << bits
-    bucket = np.empty(n, np.int16)
     starts = np.zeros(nb + 1, np.int64)
     for i in range(n):
         b = _bucket(_hash(ent[i]), bits)
@@ -46,10 +46,7 @@ def bucket_order(ent, ts, mask, code, bits):
     for b in range(nb):
         starts[b + 1] += starts[b]
     pos = starts[:-1].copy()
-    e2 = np.empty(n, np.int64)
-    t2 = np.empty(n, np.int64)
-    m2 = np.empty(n, np.int32)
-    c2 = np.empty(n, np.int32)
+    e2, t2, m2, c2 = into
     for i in range(n):
         b = bucket[i]
         o = pos[b]
@@ -58,7 +55,7 @@ def bucket_order(ent, ts, mask, code, bits):
         t2[o] = ts[i]
         m2[o] = mask[i]
         c2[o] = code[i]
-    return e2, t2, m2, c2, starts
+    return starts
 
 
 @njit(cache=True, inline="always")
