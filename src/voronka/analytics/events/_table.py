@@ -125,13 +125,12 @@ def ingest(ent, ts, mask, code, starts, b0, j0, table, out, kept, count_attempts
 
 
 @njit(cache=True)
-def grow(table, cap):
-    """The same tables with ``cap`` slots each (a power of two); local ids stay as they are."""
+def grow(table, slots2):
+    """The same tables in ``slots2`` (empty slots, a power of two a bucket); local ids stay as they are."""
     slots, count, units = table
     nb = len(count)
     old_cap = len(slots) // nb
-    slots2 = np.empty((nb * cap, 4), np.int64)
-    slots2[:, META] = EMPTY
+    cap = len(slots2) // nb
     for b in range(nb):
         for s in range(b * old_cap, (b + 1) * old_cap):
             if slots[s, META] == EMPTY:
@@ -163,6 +162,12 @@ def new_table(bits: int, cap: int = 16) -> tuple[np.ndarray, ...]:
     and ``META`` = local id * 2 + (whether the entity has kept rows), ``EMPTY`` for a free slot.
     """
     nb = 1 << bits
-    slots = np.empty((nb * cap, 4), np.int64)
+    return new_slots(nb * cap), np.zeros(nb, np.int64), np.zeros(nb, np.int64)
+
+
+def new_slots(n: int) -> np.ndarray:
+    """``n`` empty slots. Allocated by NumPy, which asks Linux for huge pages for big arrays: with 4 KiB pages a probe
+    into a table of hundreds of MiB misses the TLB as well as the cache."""
+    slots = np.empty((n, 4), np.int64)
     slots[:, META] = EMPTY
-    return slots, np.zeros(nb, np.int64), np.zeros(nb, np.int64)
+    return slots

@@ -264,7 +264,7 @@ class Ingest:
             b, j = _table.ingest(*ordered, starts, b, j, self.table, out, kept, self.q.count == "attempts")
             if b < 0:
                 break
-            self.table = _table.grow(self.table, 2 * len(self.table[0]) // len(kept))  # every bucket doubles
+            self.table = _table.grow(self.table, _table.new_slots(2 * len(self.table[0])))  # every bucket doubles
         k = int(kept.sum())
         self.kept.append(tuple(a[:k].copy() for a in out))
         self.counts.append(kept)
