@@ -30,7 +30,11 @@ _DTYPES = (np.int64, np.int64, np.int32, np.int32)  # entity key, time µs, mask
 
 
 def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = None) -> FunnelResult:
-    """Compute the funnel ``q`` over ``source`` in this process."""
+    """Compute the funnel ``q`` over ``source`` in this process.
+
+    DuckDB scans with ``threads`` threads, one by default: the entity table takes a core of its own meanwhile
+    (measured on two cores: a 10M-event log 10-30% faster than with DuckDB on both, and smaller).
+    """
     box: dict[str, Any] = {}
     batches: queue.Queue[tuple[NDArray[Any], ...] | None] = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -40,8 +44,7 @@ def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = 
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET preserve_insertion_order = false")
-            if threads:
-                con.execute(f"SET threads = {int(threads)}")
+            con.execute(f"SET threads = {int(threads or 1)}")
             sql, box["entity_labels"], box["labels"] = _scan_sql(con, source, q)
             for batch in _arrow_reader(con.sql(sql)):
                 if stop.is_set():
@@ -54,7 +57,7 @@ def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = 
             con.close()
 
     # DuckDB scans (without the GIL) while this thread loads the compiled kernels, then enters each batch as it
-    # comes: the scan and the entity table share the two cores.
+    # comes: the scan and the entity table each have a core; the walk at the end has both.
     reader = threading.Thread(target=scan, name="voronka-events-scan")
     reader.start()
     batch: tuple[NDArray[Any], ...] | None = ()
