@@ -10,6 +10,10 @@ The first run writes a deterministic Parquet log under ``bench/data/`` (git-igno
 funnel (events 0..4) among 20 event types, 8 channels, heavy-tailed events per entity (Pareto, 1 to 20,000),
 sparse 64-bit entity ids, int64 epoch seconds, rows shuffled, ties in time (5% of gaps are 0) and duplicated rows.
 
+Voronka runs its default in-process engine (see docs/architecture.md, "The event-funnel engine"): DuckDB streams the
+rows with their step masks into a compiled per-bucket entity table (first touch included, no GROUP BY), then each
+bucket's entities are grouped, ordered and walked on both cores.
+
 Peers are written in their fastest form found here: chDB as one GROUP BY with ``windowFunnelIf`` and the first-touch
 channel as a packed ``min(ts * 1024 + channel + 1)`` (2-4x faster than ``argMin(channel, (ts, channel))`` or a join
 of two aggregates); DuckDB as one ASOF join per step plus the same packed ``min``; Polars lazily, sorted, with a

@@ -33,11 +33,11 @@ def _hash(key):
 
 
 @njit(cache=True, nogil=True)
-def bucket_order(ent, ts, mask, code, bits):
-    """The rows in bucket order (a counting sort by bucket); ``starts[b]`` is bucket b's first row."""
+def bucket_order(ent, ts, mask, code, bits, into, bucket):
+    """Copy the rows into ``into`` = (entity, time, mask, code) in bucket order (a counting sort by bucket); return
+    where each bucket starts. ``bucket`` is scratch; both are at least as long as the batch and reused."""
     n = len(ent)
     nb = 1 << bits
-    bucket = np.empty(n, np.int16)
     starts = np.zeros(nb + 1, np.int64)
     for i in range(n):
         b = _bucket(_hash(ent[i]), bits)
@@ -46,10 +46,7 @@ def bucket_order(ent, ts, mask, code, bits):
     for b in range(nb):
         starts[b + 1] += starts[b]
     pos = starts[:-1].copy()
-    e2 = np.empty(n, np.int64)
-    t2 = np.empty(n, np.int64)
-    m2 = np.empty(n, np.int32)
-    c2 = np.empty(n, np.int32)
+    e2, t2, m2, c2 = into
     for i in range(n):
         b = bucket[i]
         o = pos[b]
@@ -58,7 +55,7 @@ def bucket_order(ent, ts, mask, code, bits):
         t2[o] = ts[i]
         m2[o] = mask[i]
         c2[o] = code[i]
-    return e2, t2, m2, c2, starts
+    return starts
 
 
 @njit(cache=True, inline="always")
@@ -128,13 +125,12 @@ def ingest(ent, ts, mask, code, starts, b0, j0, table, out, kept, count_attempts
 
 
 @njit(cache=True)
-def grow(table, cap):
-    """The same tables with ``cap`` slots each (a power of two); local ids stay as they are."""
+def grow(table, slots2):
+    """The same tables in ``slots2`` (empty slots, a power of two a bucket); local ids stay as they are."""
     slots, count, units = table
     nb = len(count)
     old_cap = len(slots) // nb
-    slots2 = np.empty((nb * cap, 4), np.int64)
-    slots2[:, META] = EMPTY
+    cap = len(slots2) // nb
     for b in range(nb):
         for s in range(b * old_cap, (b + 1) * old_cap):
             if slots[s, META] == EMPTY:
@@ -166,6 +162,12 @@ def new_table(bits: int, cap: int = 16) -> tuple[np.ndarray, ...]:
     and ``META`` = local id * 2 + (whether the entity has kept rows), ``EMPTY`` for a free slot.
     """
     nb = 1 << bits
-    slots = np.empty((nb * cap, 4), np.int64)
+    return new_slots(nb * cap), np.zeros(nb, np.int64), np.zeros(nb, np.int64)
+
+
+def new_slots(n: int) -> np.ndarray:
+    """``n`` empty slots. Allocated by NumPy, which asks Linux for huge pages for big arrays: with 4 KiB pages a probe
+    into a table of hundreds of MiB misses the TLB as well as the cache."""
+    slots = np.empty((n, 4), np.int64)
     slots[:, META] = EMPTY
-    return slots, np.zeros(nb, np.int64), np.zeros(nb, np.int64)
+    return slots
