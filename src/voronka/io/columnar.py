@@ -93,7 +93,9 @@ def read_columns(table: Table) -> Columns | None:
     multiline = lines != data.num_rows + 1
 
     def trimmed(name: str) -> pa.Array | None:
-        col = pc.utf8_trim_whitespace(data.column(name).combine_chunks())
+        col = data.column(name).combine_chunks()
+        if _may_need_trim(col):
+            col = pc.utf8_trim_whitespace(col)
         if multiline and pc.any(pc.match_substring(col, "\n")).as_py():
             return None  # line numbers would no longer match rows
         if nul and pc.any(pc.match_substring(col, "\x00")).as_py():
@@ -109,6 +111,37 @@ def read_columns(table: Table) -> Columns | None:
     out = Columns(enumerate(columns))
     out.raw = data
     return out
+
+
+# Bytes that may start or end a whitespace character in UTF-8: ASCII controls and space; the lead bytes of
+# U+0085, U+00A0 (C2), U+1680 (E1), U+2000-U+205F (E2), U+3000 (E3); and, before a last byte of 80-BF, the bytes
+# that precede the last byte of those characters (C2 for U+0085/U+00A0; 80, 81, 9A for the three-byte ones).
+_WS_FIRST = np.zeros(256, bool)
+_WS_FIRST[[*range(0x21), 0x7F, 0xC2, 0xE1, 0xE2, 0xE3]] = True
+_WS_LAST = np.zeros(256, bool)
+_WS_LAST[[*range(0x21), 0x7F]] = True
+_WS_BEFORE_LAST = np.zeros(256, bool)
+_WS_BEFORE_LAST[[0x80, 0x81, 0x9A]] = True
+
+
+def _may_need_trim(col: pa.Array) -> bool:
+    """False when no value can start or end with whitespace (a look at each value's first and last bytes):
+    trimming would change nothing. True is only a maybe."""
+    _, offsets_buf, data_buf = col.buffers()
+    if data_buf is None or not data_buf.size:
+        return False
+    offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
+    data = np.frombuffer(data_buf, np.uint8)
+    filled = offsets[1:] > offsets[:-1]
+    first, end = offsets[:-1][filled], offsets[1:][filled] - 1
+    last, before = data[end], data[np.maximum(end - 1, 0)]
+    wide = last >= 0x80
+    return bool(
+        _WS_FIRST[data[first]].any()
+        or _WS_LAST[last].any()
+        or (wide & _WS_BEFORE_LAST[before]).any()
+        or (wide & (before == 0xC2) & ((last == 0x85) | (last == 0xA0))).any()
+    )
 
 
 def _empty_as_null(col: pa.Array) -> pa.Array:
@@ -224,6 +257,19 @@ def times(col: pa.Array) -> np.ndarray:
     return out
 
 
+_JSON_SPECIAL = np.zeros(256, bool)
+_JSON_SPECIAL[[*range(0x20), ord('"'), ord("\\")]] = True
+
+
+def _has_any(col: pa.Array, table: np.ndarray) -> bool:
+    """Whether a byte of ``table`` occurs in the strings' data."""
+    _, offsets_buf, data_buf = col.buffers()
+    if data_buf is None:
+        return False
+    offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
+    return bool(table[np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]].any())
+
+
 def custom_json(columns: dict[int, pa.Array], extra: list[tuple[int, str]], n: int) -> pa.Array:
     """The extra columns of each row as JSON text, leaving out empty values (as the row reader does)."""
     if not extra:
@@ -233,10 +279,11 @@ def custom_json(columns: dict[int, pa.Array], extra: list[tuple[int, str]], n: i
         col = columns[i]
         if col.null_count == len(col):
             continue
-        if pc.any(pc.match_substring_regex(col, "[\\x00-\\x1f]")).as_py():
-            raise Doubt  # control characters: let json.dumps escape them on the row path
-        if pc.any(pc.match_substring_regex(col, '["\\\\]')).as_py():
-            col = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
+        if _has_any(col, _JSON_SPECIAL):  # a byte scan first: these are rare
+            if pc.any(pc.match_substring_regex(col, "[\\x00-\\x1f]")).as_py():
+                raise Doubt  # control characters: let json.dumps escape them on the row path
+            if pc.any(pc.match_substring_regex(col, '["\\\\]')).as_py():
+                col = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
         key = encode_basestring(header) + ':"'
         pieces.append(pc.binary_join_element_wise(key, col, '"', ""))  # null where the value is empty
     if not pieces:
