@@ -63,16 +63,17 @@ def read_columns(table: Table) -> Columns | None:
         return "skip"
 
     raw = table.path.read_bytes()
+    cp1251 = table.encoding == "cp1251"  # parsed as bytes, each column decoded by itself (_from_cp1251)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig"):
+    elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig", "cp1251"):
         try:
             raw = raw.decode(table.encoding or "utf-8").encode("utf-8")
         except UnicodeError:
             return None
     # Whole-file checks first (one pass each); the exact per-column checks run only when these find something.
     nul = b"\x00" in raw
-    mojibake = table.encoding == "cp1251" and pc.match_substring_regex(_one_string(raw), _MOJIBAKE)[0].as_py()
+    kind = pa.binary() if cp1251 else pa.string()
     try:
         data = pacsv.read_csv(
             pa.BufferReader(raw),
@@ -80,9 +81,7 @@ def read_columns(table: Table) -> Columns | None:
             parse_options=pacsv.ParseOptions(
                 delimiter=table.delimiter or ",", newlines_in_values=True, invalid_row_handler=on_invalid
             ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=False
-            ),
+            convert_options=pacsv.ConvertOptions(column_types={n: kind for n in names}, strings_can_be_null=False),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
@@ -91,6 +90,16 @@ def read_columns(table: Table) -> Columns | None:
     # One line per row (and the header): no value holds a line break.
     lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
     multiline = lines != data.num_rows + 1
+    suspects = set(names)  # columns where UTF-8 text may hide in a Windows-1251 file (mojibake)
+    if cp1251:
+        with ThreadPoolExecutor(THREADS) as pool:
+            decoded = list(pool.map(lambda name: _from_cp1251(data.column(name).combine_chunks()), names))
+        if any(d is None for d in decoded):
+            return None
+        data = pa.table({name: d[0] for name, d in zip(names, decoded, strict=True) if d is not None})
+        suspects = {name for name, d in zip(names, decoded, strict=True) if d is not None and d[1]}
+    else:
+        suspects = set()
 
     def trimmed(name: str) -> pa.Array | None:
         col = data.column(name).combine_chunks()
@@ -100,7 +109,7 @@ def read_columns(table: Table) -> Columns | None:
             return None  # line numbers would no longer match rows
         if nul and pc.any(pc.match_substring(col, "\x00")).as_py():
             return None  # NUL characters get their message on the row path
-        if mojibake and _looks_mojibake(col):
+        if name in suspects and _looks_mojibake(col):
             return None
         return _empty_as_null(col)
 
@@ -142,6 +151,39 @@ def _may_need_trim(col: pa.Array) -> bool:
         or (wide & _WS_BEFORE_LAST[before]).any()
         or (wide & (before == 0xC2) & ((last == 0x85) | (last == 0xA0))).any()
     )
+
+
+# UTF-8 length of each Windows-1251 byte (0x98, which it leaves undefined, fails to decode before this counts)
+_CP1251_UTF8_LENGTH = np.array([len(bytes([b]).decode("cp1251", "replace").encode()) for b in range(256)], np.int64)
+
+
+def _from_cp1251(col: pa.Array) -> tuple[pa.Array, bool] | None:
+    """A column of Windows-1251 bytes as UTF-8 strings, and whether its text may hide mojibake; None when a
+    byte is not Windows-1251. ASCII columns are the same bytes; few distinct values are decoded once each; the
+    rest is decoded in one piece, the offsets moved by each byte's UTF-8 length."""
+    validity, offsets_buf, data_buf = col.buffers()
+    if data_buf is None or not len(col):
+        return col.cast(pa.string()), False
+    offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
+    data = np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]
+    if not (data >= 0x80).any():
+        return col.view(pa.string()), False
+    try:
+        if len(col.slice(0, 4096).unique()) * 8 < min(len(col), 4096):  # repeated values: decode each once
+            codes = col.dictionary_encode()
+            values = [v.decode("cp1251") for v in codes.dictionary.to_pylist()]
+            decoded = pa.array(values, pa.string()).take(codes.indices)
+            return decoded, any(_MOJIBAKE_RE.search(v) for v in values)
+        text = data.tobytes().decode("cp1251").encode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    moved = np.concatenate([[0], np.cumsum(_CP1251_UTF8_LENGTH[data])])[offsets - offsets[0]]
+    if moved[-1] >= 2**31:
+        return None  # past 32-bit offsets: the row reader copes
+    decoded = pa.StringArray.from_buffers(
+        len(col), pa.py_buffer(moved.astype(np.int32)), pa.py_buffer(text), validity, col.null_count
+    )
+    return decoded, bool(pc.match_substring_regex(_one_string(text), _MOJIBAKE)[0].as_py())
 
 
 def _empty_as_null(col: pa.Array) -> pa.Array:
