@@ -93,12 +93,14 @@ class DealColumns:
         self.arrow: dict[str, pa.Array] = {}
         self.cols: dict[str, list[Any]] = _Lists(self.arrow)
         self.cols.update({n: [] for n in self.NAMES})
+        self._distinct: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}  # of Arrow columns, which do not change
         self.n = 0
 
     def _lists_only(self) -> None:
         for name in list(self.arrow):
             _ = self.cols[name]
         self.arrow.clear()
+        self._distinct.clear()
 
     def append(self, d: DealRecord) -> None:
         self._lists_only()
@@ -150,10 +152,13 @@ class DealColumns:
         Arrow when the columns are held as Arrow (no Python object per row)."""
         if not (self.n and all(n in self.arrow for n in names)):
             return list(dict.fromkeys(zip(*(self.cols[n] for n in names), strict=True)))
+        if names in self._distinct:
+            return self._distinct[names]
         keys = [f"k{i}" for i in range(len(names))]
         table = pa.table({**{k: self.arrow[n] for k, n in zip(keys, names, strict=True)}, "at": np.arange(self.n)})
         found = table.group_by(keys, use_threads=False).aggregate([("at", "min")]).sort_by("at_min")
-        return list(zip(*(found.column(k).to_pylist() for k in keys), strict=True))
+        self._distinct[names] = list(zip(*(found.column(k).to_pylist() for k in keys), strict=True))
+        return self._distinct[names]
 
     def unique_ids(self) -> bool:
         """Whether no two deals share an external id."""

@@ -63,16 +63,17 @@ def read_columns(table: Table) -> Columns | None:
         return "skip"
 
     raw = table.path.read_bytes()
+    cp1251 = table.encoding == "cp1251"  # parsed as bytes, each column decoded by itself (_from_cp1251)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig"):
+    elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig", "cp1251"):
         try:
             raw = raw.decode(table.encoding or "utf-8").encode("utf-8")
         except UnicodeError:
             return None
     # Whole-file checks first (one pass each); the exact per-column checks run only when these find something.
     nul = b"\x00" in raw
-    mojibake = table.encoding == "cp1251" and pc.match_substring_regex(_one_string(raw), _MOJIBAKE)[0].as_py()
+    kind = pa.binary() if cp1251 else pa.string()
     try:
         data = pacsv.read_csv(
             pa.BufferReader(raw),
@@ -80,9 +81,7 @@ def read_columns(table: Table) -> Columns | None:
             parse_options=pacsv.ParseOptions(
                 delimiter=table.delimiter or ",", newlines_in_values=True, invalid_row_handler=on_invalid
             ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=False
-            ),
+            convert_options=pacsv.ConvertOptions(column_types={n: kind for n in names}, strings_can_be_null=False),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
@@ -91,14 +90,26 @@ def read_columns(table: Table) -> Columns | None:
     # One line per row (and the header): no value holds a line break.
     lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
     multiline = lines != data.num_rows + 1
+    suspects = set(names)  # columns where UTF-8 text may hide in a Windows-1251 file (mojibake)
+    if cp1251:
+        with ThreadPoolExecutor(THREADS) as pool:
+            decoded = list(pool.map(lambda name: _from_cp1251(data.column(name).combine_chunks()), names))
+        if any(d is None for d in decoded):
+            return None
+        data = pa.table({name: d[0] for name, d in zip(names, decoded, strict=True) if d is not None})
+        suspects = {name for name, d in zip(names, decoded, strict=True) if d is not None and d[1]}
+    else:
+        suspects = set()
 
     def trimmed(name: str) -> pa.Array | None:
-        col = pc.utf8_trim_whitespace(data.column(name).combine_chunks())
+        col = data.column(name).combine_chunks()
+        if _may_need_trim(col):
+            col = pc.utf8_trim_whitespace(col)
         if multiline and pc.any(pc.match_substring(col, "\n")).as_py():
             return None  # line numbers would no longer match rows
         if nul and pc.any(pc.match_substring(col, "\x00")).as_py():
             return None  # NUL characters get their message on the row path
-        if mojibake and _looks_mojibake(col):
+        if name in suspects and _looks_mojibake(col):
             return None
         return _empty_as_null(col)
 
@@ -109,6 +120,70 @@ def read_columns(table: Table) -> Columns | None:
     out = Columns(enumerate(columns))
     out.raw = data
     return out
+
+
+# Bytes that may start or end a whitespace character in UTF-8: ASCII controls and space; the lead bytes of
+# U+0085, U+00A0 (C2), U+1680 (E1), U+2000-U+205F (E2), U+3000 (E3); and, before a last byte of 80-BF, the bytes
+# that precede the last byte of those characters (C2 for U+0085/U+00A0; 80, 81, 9A for the three-byte ones).
+_WS_FIRST = np.zeros(256, bool)
+_WS_FIRST[[*range(0x21), 0x7F, 0xC2, 0xE1, 0xE2, 0xE3]] = True
+_WS_LAST = np.zeros(256, bool)
+_WS_LAST[[*range(0x21), 0x7F]] = True
+_WS_BEFORE_LAST = np.zeros(256, bool)
+_WS_BEFORE_LAST[[0x80, 0x81, 0x9A]] = True
+
+
+def _may_need_trim(col: pa.Array) -> bool:
+    """False when no value can start or end with whitespace (a look at each value's first and last bytes):
+    trimming would change nothing. True is only a maybe."""
+    _, offsets_buf, data_buf = col.buffers()
+    if data_buf is None or not data_buf.size:
+        return False
+    offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
+    data = np.frombuffer(data_buf, np.uint8)
+    filled = offsets[1:] > offsets[:-1]
+    first, end = offsets[:-1][filled], offsets[1:][filled] - 1
+    last, before = data[end], data[np.maximum(end - 1, 0)]
+    wide = last >= 0x80
+    return bool(
+        _WS_FIRST[data[first]].any()
+        or _WS_LAST[last].any()
+        or (wide & _WS_BEFORE_LAST[before]).any()
+        or (wide & (before == 0xC2) & ((last == 0x85) | (last == 0xA0))).any()
+    )
+
+
+# UTF-8 length of each Windows-1251 byte (0x98, which it leaves undefined, fails to decode before this counts)
+_CP1251_UTF8_LENGTH = np.array([len(bytes([b]).decode("cp1251", "replace").encode()) for b in range(256)], np.int64)
+
+
+def _from_cp1251(col: pa.Array) -> tuple[pa.Array, bool] | None:
+    """A column of Windows-1251 bytes as UTF-8 strings, and whether its text may hide mojibake; None when a
+    byte is not Windows-1251. ASCII columns are the same bytes; few distinct values are decoded once each; the
+    rest is decoded in one piece, the offsets moved by each byte's UTF-8 length."""
+    validity, offsets_buf, data_buf = col.buffers()
+    if data_buf is None or not len(col):
+        return col.cast(pa.string()), False
+    offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
+    data = np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]
+    if not (data >= 0x80).any():
+        return col.view(pa.string()), False
+    try:
+        if len(col.slice(0, 4096).unique()) * 8 < min(len(col), 4096):  # repeated values: decode each once
+            codes = col.dictionary_encode()
+            values = [v.decode("cp1251") for v in codes.dictionary.to_pylist()]
+            decoded = pa.array(values, pa.string()).take(codes.indices)
+            return decoded, any(_MOJIBAKE_RE.search(v) for v in values)
+        text = data.tobytes().decode("cp1251").encode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    moved = np.concatenate([[0], np.cumsum(_CP1251_UTF8_LENGTH[data])])[offsets - offsets[0]]
+    if moved[-1] >= 2**31:
+        return None  # past 32-bit offsets: the row reader copes
+    decoded = pa.StringArray.from_buffers(
+        len(col), pa.py_buffer(moved.astype(np.int32)), pa.py_buffer(text), validity, col.null_count
+    )
+    return decoded, bool(pc.match_substring_regex(_one_string(text), _MOJIBAKE)[0].as_py())
 
 
 def _empty_as_null(col: pa.Array) -> pa.Array:
@@ -194,6 +269,17 @@ def amounts(col: pa.Array) -> pa.Array:
         raise Doubt from None  # more than 4 decimals: the row reader says what to do
 
 
+def _formats_by_use(col: pa.Array) -> list[str]:
+    """The date formats, those that parse the first values first: each accepts whole values only, so no value
+    parses in two, and the order only saves passes over the column."""
+    sample = col.drop_null().slice(0, 64)
+    hits = {
+        f: pc.sum(pc.is_valid(pc.strptime(sample, format=f, unit="us", error_is_null=True))).as_py() or 0
+        for f in _DATE_FORMATS
+    }
+    return sorted(_DATE_FORMATS, key=lambda f: -hits[f])
+
+
 def times(col: pa.Array) -> np.ndarray:
     """Integer microseconds (UTC) from a column of dates; -1 for empty values.
 
@@ -202,7 +288,7 @@ def times(col: pa.Array) -> np.ndarray:
     """
     out = np.full(len(col), -1, np.int64)
     todo = np.asarray(pc.is_valid(col), dtype=bool)
-    for fmt in _DATE_FORMATS:
+    for fmt in _formats_by_use(col):
         if not todo.any():
             break
         where = np.flatnonzero(todo)
@@ -224,24 +310,40 @@ def times(col: pa.Array) -> np.ndarray:
     return out
 
 
+_JSON_SPECIAL = np.zeros(256, bool)
+_JSON_SPECIAL[[*range(0x20), ord('"'), ord("\\")]] = True
+
+
+def _has_any(col: pa.Array, table: np.ndarray) -> bool:
+    """Whether a byte of ``table`` occurs in the strings' data."""
+    _, offsets_buf, data_buf = col.buffers()
+    if data_buf is None:
+        return False
+    offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
+    return bool(table[np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]].any())
+
+
 def custom_json(columns: dict[int, pa.Array], extra: list[tuple[int, str]], n: int) -> pa.Array:
     """The extra columns of each row as JSON text, leaving out empty values (as the row reader does)."""
     if not extra:
         return pa.nulls(n, pa.string())
     pieces = []
+    filled = None  # rows with a value in some extra column
     for i, header in extra:
         col = columns[i]
         if col.null_count == len(col):
             continue
-        if pc.any(pc.match_substring_regex(col, "[\\x00-\\x1f]")).as_py():
-            raise Doubt  # control characters: let json.dumps escape them on the row path
-        if pc.any(pc.match_substring_regex(col, '["\\\\]')).as_py():
-            col = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
+        if _has_any(col, _JSON_SPECIAL):  # a byte scan first: these are rare
+            if pc.any(pc.match_substring_regex(col, "[\\x00-\\x1f]")).as_py():
+                raise Doubt  # control characters: let json.dumps escape them on the row path
+            if pc.any(pc.match_substring_regex(col, '["\\\\]')).as_py():
+                col = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
         key = encode_basestring(header) + ':"'
-        pieces.append(pc.binary_join_element_wise(key, col, '"', ""))  # null where the value is empty
+        pieces.append(pc.binary_join_element_wise(key, col, '",', ""))  # null where the value is empty
+        filled = pc.is_valid(col) if filled is None else pc.or_(filled, pc.is_valid(col))
     if not pieces:
         return pa.nulls(n, pa.string())
-    # A leading empty piece: with every input null, Arrow's "skip" drops the row instead of returning "".
-    joined = pc.utf8_ltrim(pc.binary_join_element_wise("", *pieces, ",", null_handling="skip"), ",")
-    body = pc.binary_join_element_wise("{", joined, "}", "")
-    return pc.if_else(pc.fill_null(pc.equal(joined, ""), True), pa.scalar(None, pa.string()), body)
+    # Every piece ends with a comma: the last one's becomes the closing brace.
+    joined = pc.binary_join_element_wise("{", *pieces, "", null_handling="replace", null_replacement="")
+    body = pc.binary_join_element_wise(pc.utf8_slice_codeunits(joined, 0, -1), "}", "")
+    return pc.if_else(filled, body, pa.scalar(None, pa.string()))

@@ -78,8 +78,8 @@ def insert_snapshots(
     sqlite = conn.dialect.name == "sqlite"
     # SQLite keeps money as REAL (see store.types.Money); values have at most 4 decimals by then
     amounts = col("amount", pa.decimal128(24, 4))
-    if sqlite:  # through text: Arrow's decimal -> double cast is not correctly rounded, the text parser is
-        amounts = pc.cast(pc.cast(amounts, pa.string()), pa.float64())
+    if sqlite:
+        amounts = _as_float(amounts)
     customs = batch.deals.arrow.get("custom")
     if customs is None:
         customs = pa.array(
@@ -149,3 +149,12 @@ def _reason_ids(
         return reason_id_of(pipe_of[p_key], name) if name else -1
 
     return _lookup(key, reason_id, np.int64, -1)
+
+
+def _as_float(amounts: pa.Array) -> pa.Array:
+    """Decimals as the nearest doubles. Whole amounts (most are) go through int64, exact below 2**53; the others
+    through text: Arrow's decimal -> double cast is not correctly rounded, the text parser is."""
+    try:
+        return pc.cast(pc.cast(amounts, pa.int64()), pa.float64())
+    except pa.ArrowInvalid:  # a fraction would be lost
+        return pc.cast(pc.cast(amounts, pa.string()), pa.float64())
