@@ -274,9 +274,11 @@ class Ingest:
         ordered, out, bucket = self.scratch[:4], self.scratch[4:8], self.scratch[8]
         starts = _table.bucket_order(ent, ts, mask, code, self.bits, ordered, bucket)
         kept = np.zeros(len(starts) - 1, np.int64)
+        attempts = self.q.count == "attempts"
+        start_bits = K.STEP_BITS if self.q.mode == "any" else 1  # in mode any an attempt starts at any step
         b, j = 0, 0
         while True:
-            b, j = _table.ingest(*ordered, starts, b, j, self.table, out, kept, self.q.count == "attempts")
+            b, j = _table.ingest(*ordered, starts, b, j, self.table, out, kept, attempts, start_bits)
             if b < 0:
                 break
             self.table = _table.grow(self.table, _table.new_slots(2 * len(self.table[0])))  # every bucket doubles
