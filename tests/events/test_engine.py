@@ -59,7 +59,7 @@ def test_first_touch_is_the_earliest_row_ties_to_the_smallest_code() -> None:
 
 
 def test_a_fresh_process_runs_the_engine_and_keeps_scipy_whole() -> None:
-    # The first run in a process loads Numba with SciPy's BLAS hidden for a moment; SciPy must still work after.
+    # The first run in a process keeps Numba from loading SciPy's BLAS; SciPy must still work after.
     code = textwrap.dedent(
         """
         import pandas as pd

@@ -266,7 +266,7 @@ def funnel(lid, ts, mask, code, boffs, table, unit_offs, n, p, first_only, count
         u = unit_offs[b]
         if u == unit_offs[b + 1]:
             continue
-        keys, first_c = entities(slots, b, cap, count[b])
+        keys, first_c, starts = entities(slots, b, cap, count[b])
         start, key, t, m, c = _group(lid, ts, mask, code, boffs, b, count[b])
         state = (np.zeros(n, np.int8), np.empty(n, np.int64), np.empty(n, np.int64), np.zeros(n, np.int64))
         path = np.empty((n, n), np.int64)
@@ -276,8 +276,8 @@ def funnel(lid, ts, mask, code, boffs, table, unit_offs, n, p, first_only, count
         eff = np.empty(len(t), np.int32)
         for x in range(count[b]):
             lo, hi = start[x], start[x + 1]
-            if lo == hi:
-                continue
+            if lo == hi or not (count_attempts or starts[x]):
+                continue  # an entity that never starts an attempt gets no unit
             _order(key, t, m, c, lo, hi)
             entity = keys[x]
             ftcode = first_c[x]

@@ -64,12 +64,13 @@ def _bucket(h, bits):
 
 
 @njit(cache=True, nogil=True)
-def ingest(ent, ts, mask, code, starts, b0, j0, table, out, kept, count_attempts):
+def ingest(ent, ts, mask, code, starts, b0, j0, table, out, kept, count_attempts, start_bits):
     """Enter rows ``j0:`` (in bucket order; buckets from ``b0`` on) into the tables; copy the kept rows to ``out``.
 
     ``table`` = (slots, count, units); ``out`` = (local id, time, mask, code). ``kept[b]`` counts bucket b's rows
-    written to ``out`` by this batch, ``units[b]`` the units bucket b will yield. Returns (-1, -1) when done, or the
-    (bucket, row) to resume from once the tables have grown.
+    written to ``out`` by this batch, ``units[b]`` the units bucket b will yield at most: its attempts, or its
+    entities with a row that may start one (in the date range, matching a step in ``start_bits``). Returns (-1, -1)
+    when done, or the (bucket, row) to resume from once the tables have grown.
     """
     slots, count, units = table
     o_lid, o_t, o_m, o_c = out
@@ -117,8 +118,8 @@ def ingest(ent, ts, mask, code, starts, b0, j0, table, out, kept, count_attempts
                 if count_attempts:
                     if m & 1 and m & IN_RANGE:
                         units[b] += 1
-                elif not meta & 1:
-                    slots[s, META] = meta | 1
+                elif m & start_bits and m & IN_RANGE and not meta & 1:
+                    slots[s, META] = meta | 1  # the entity may start an attempt: it gets a unit
                     units[b] += 1
             i += 1
     return -1, -1
@@ -144,22 +145,24 @@ def grow(table, slots2):
 
 @njit(cache=True)
 def entities(slots, b, cap, n):
-    """Bucket b's entities by local id: their keys and first-touch codes."""
+    """Bucket b's entities by local id: their keys, first-touch codes, and whether they may start an attempt."""
     keys = np.empty(n, np.int64)
     first_c = np.empty(n, np.int32)
+    starts = np.empty(n, np.bool_)
     for s in range(b * cap, (b + 1) * cap):
         meta = slots[s, META]
         if meta != EMPTY:
             keys[meta >> 1] = slots[s, KEY]
             first_c[meta >> 1] = slots[s, FIRST_C]
-    return keys, first_c
+            starts[meta >> 1] = meta & 1
+    return keys, first_c, starts
 
 
 def new_table(bits: int, cap: int = 16) -> tuple[np.ndarray, ...]:
     """Empty tables for ``2**bits`` buckets of ``cap`` slots each: (slots, entities per bucket, units per bucket).
 
     A slot is one row of four int64 (32 bytes, half a cache line): the entity key, its first-touch time and code,
-    and ``META`` = local id * 2 + (whether the entity has kept rows), ``EMPTY`` for a free slot.
+    and ``META`` = local id * 2 + (whether the entity may start an attempt), ``EMPTY`` for a free slot.
     """
     nb = 1 << bits
     return new_slots(nb * cap), np.zeros(nb, np.int64), np.zeros(nb, np.int64)

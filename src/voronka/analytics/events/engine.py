@@ -206,28 +206,40 @@ def kernel_params(q: FunnelQuery) -> tuple[Any, ...]:
 def _warm_up(q: FunnelQuery) -> None:
     """Load (or compile) the kernels on a one-row log, so the first real batch runs at once.
 
-    The first time in a process this takes about a second, less with the GC paused and SciPy's BLAS kept out:
-    Numba asks once per process whether SciPy's ``cython_blas`` imports (a quarter of a second); the kernels use no
-    BLAS, so the module is hidden for that question (Numba code in this process then has no ``np.dot``). The objects
-    alive after that first load (Numba's many) are then frozen, so later collections and the exit skip them.
+    The first time in a process this takes about a second, less with the GC paused and SciPy's BLAS left alone:
+    Numba asks once per process, on first use, whether ``scipy.linalg.cython_blas`` imports (a quarter of a
+    second); the kernels use no BLAS, so that one question is answered "no" (Numba code in this process then has no
+    ``np.dot``; nothing else changes, SciPy included). The objects alive after that first load (Numba's many) are
+    then frozen, so later collections and the exit skip them.
     """
     first = "voronka.analytics.events._kernel" not in sys.modules
     collecting = gc.isenabled()
     gc.disable()
-    hide = first and "scipy.linalg.cython_blas" not in sys.modules
-    if hide:
-        sys.modules["scipy.linalg.cython_blas"] = None  # type: ignore[assignment]
     try:
-        import numba.np.arraymath  # noqa: F401 - where Numba asks
-
+        if first:
+            _load_numba_without_blas()
         _run_one_row(q)
     finally:
-        if hide:
-            del sys.modules["scipy.linalg.cython_blas"]
         if collecting:
             gc.enable()
     if first:
         gc.freeze()
+
+
+def _load_numba_without_blas() -> None:
+    if "numba.np.arraymath" in sys.modules:
+        return
+    import numba.np.linalg as linalg
+
+    def no_blas() -> None:
+        raise ImportError("not asked: the event-funnel kernels use no BLAS")
+
+    asks = linalg.ensure_blas
+    linalg.ensure_blas = no_blas  # arraymath calls it once, at import
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        linalg.ensure_blas = asks
 
 
 def _run_one_row(q: FunnelQuery) -> None:
@@ -262,9 +274,11 @@ class Ingest:
         ordered, out, bucket = self.scratch[:4], self.scratch[4:8], self.scratch[8]
         starts = _table.bucket_order(ent, ts, mask, code, self.bits, ordered, bucket)
         kept = np.zeros(len(starts) - 1, np.int64)
+        attempts = self.q.count == "attempts"
+        start_bits = K.STEP_BITS if self.q.mode == "any" else 1  # in mode any an attempt starts at any step
         b, j = 0, 0
         while True:
-            b, j = _table.ingest(*ordered, starts, b, j, self.table, out, kept, self.q.count == "attempts")
+            b, j = _table.ingest(*ordered, starts, b, j, self.table, out, kept, attempts, start_bits)
             if b < 0:
                 break
             self.table = _table.grow(self.table, _table.new_slots(2 * len(self.table[0])))  # every bucket doubles
