@@ -350,7 +350,10 @@ def custom_json(columns: dict[int, pa.Array], extra: list[tuple[int, str]], n: i
         filled = pc.is_valid(col) if filled is None else pc.or_(filled, pc.is_valid(col))
     if not pieces:
         return pa.nulls(n, pa.string())
-    # Every piece ends with a comma: the last one's becomes the closing brace.
+    # Every piece ends with a comma: the last one's becomes the closing brace, in a copy of the joined text, which
+    # is null where no piece is (its validity is ``filled``'s values).
     joined = pc.binary_join_element_wise("{", *pieces, "", null_handling="replace", null_replacement="")
-    body = pc.binary_join_element_wise(pc.utf8_slice_codeunits(joined, 0, -1), "}", "")
-    return pc.if_else(filled, body, pa.scalar(None, pa.string()))
+    _, offsets, data = joined.buffers()
+    text = np.frombuffer(data, np.uint8).copy()
+    text[np.frombuffer(offsets, np.int32)[1 : n + 1] - 1] = ord("}")
+    return pa.Array.from_buffers(pa.string(), n, [filled.buffers()[1], offsets, pa.py_buffer(text)])
