@@ -11,15 +11,18 @@ engine then runs in a fresh process (its peak resident memory is that process's)
 
 - ``voronka``: ``voronka import deals FILE --create-missing`` as a library call into a new SQLite workspace:
   sniffing, parsing, validation, the pipeline and stages created, deals upserted by id, their creation (and
-  close) moves written to the move log, all in one transaction;
+  close) moves written to the move log, all in one transaction (a bulk one: foreign keys checked once, before
+  the commit);
 - ``pandas``: ``pd.read_csv(encoding="cp1251", sep=";")`` + ``DataFrame.to_sql`` into a new SQLite file (no
   parsing of dates or amounts, no history, no indexes);
 - ``duckdb``: ``read_csv`` + ``INSERT`` into a DuckDB table. DuckDB reads only UTF-8/UTF-16/Latin-1 without
   extensions (none can be downloaded here), so it reads the file as Latin-1: the same bytes and work, text
   mis-decoded.
 
-Prints seconds, rows per second, the ratio to Voronka and peak memory. Exits non-zero when Voronka is under
-``--min-rate`` rows/s or slower than pandas.
+Prints seconds (the median of ``--runs``), rows per second, the ratio to Voronka, CPU seconds (user + system, all
+threads; the median) and peak memory. On a machine shared with other work, compare CPU seconds too: Voronka
+spreads its work over two threads and feels the other load more than pandas's one thread. Exits non-zero when
+Voronka is under ``--min-rate`` rows/s or slower than pandas.
 """
 
 from __future__ import annotations
@@ -155,6 +158,7 @@ class Measurement:
     engine: str
     seconds: float
     rows: int
+    cpu: float
     peak_mib: float
 
 
@@ -162,21 +166,23 @@ def _child(engine: str, src: str, out: str, queue: mp.Queue) -> None:  # type: i
     start = time.perf_counter()
     rows = ENGINES[engine](Path(src), Path(out))
     seconds = time.perf_counter() - start
-    queue.put((seconds, rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    queue.put((seconds, rows, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024))
 
 
 def measure(engine: str, src: Path, runs: int) -> Measurement:
-    times, rows, peak = [], 0, 0.0
+    times, cpus, rows, peak = [], [], 0, 0.0
     ctx = mp.get_context("spawn")
     for _ in range(runs):
         queue = ctx.Queue()
         proc = ctx.Process(target=_child, args=(engine, str(src), str(DATA_DIR / f"out_{engine}.db"), queue))
         proc.start()
-        seconds, rows, mib = queue.get()
+        seconds, rows, cpu, mib = queue.get()
         proc.join()
         times.append(seconds)
+        cpus.append(cpu)
         peak = max(peak, mib)
-    return Measurement(engine, float(np.median(times)), rows, peak)
+    return Measurement(engine, float(np.median(times)), rows, float(np.median(cpus)), peak)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,12 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     results = [measure(e, src, args.runs) for e in ENGINES]
     ours = results[0]
-    print(f"{'engine':<10}{'seconds':>10}{'rows/s':>12}{'× voronka':>12}{'peak MiB':>10}")
+    print(f"{'engine':<10}{'seconds':>10}{'rows/s':>12}{'× voronka':>12}{'cpu s':>8}{'peak MiB':>10}")
     for r in results:
         print(
             f"{r.engine:<10}{r.seconds:>10.2f}{r.rows / r.seconds:>12,.0f}{r.seconds / ours.seconds:>12.2f}"
-            f"{r.peak_mib:>10.0f}"
+            f"{r.cpu:>8.1f}{r.peak_mib:>10.0f}"
         )
+    print(f"load after: {os.getloadavg()[0]:.1f}")
     pandas = next(r for r in results if r.engine == "pandas")
     ok = ours.rows / ours.seconds >= args.min_rate and ours.seconds <= pandas.seconds
     rate = ours.rows / ours.seconds

@@ -16,8 +16,10 @@ WORDS = ["Сделка №1", "ООО «Клиент»", "", "Переговор
         [f"+7 900 {i:07d}" for i in range(5000)],  # ASCII: the same bytes
         [WORDS[i % len(WORDS)] for i in range(5000)],  # few distinct values: each decoded once
         [f"{WORDS[i % len(WORDS)]} {i}" for i in range(5000)],  # all distinct: decoded in one piece
+        ["", *(f"№{i}" if i % 3 else "" for i in range(5000)), ""],  # empty values, at both ends too
+        ["", ""],
     ],
-    ids=["ascii", "repeated", "distinct"],
+    ids=["ascii", "repeated", "distinct", "empty values", "all empty"],
 )
 def test_a_cp1251_column_decodes_as_python_does(values: list[str]) -> None:
     col = pa.array([v.encode("cp1251") for v in values], pa.binary())

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from voronka.errors import DanglingReferenceError
 from voronka.service.workspace import Workspace
+from voronka.store import _sqlite_copy
 from voronka.store._sqlite_copy import shape
 from voronka.store.bulk import BIG, bulk_rows
 from voronka.store.schema import deals, stage_moves
@@ -145,4 +146,33 @@ def test_a_row_written_after_the_checked_copy_is_checked_at_the_commit(tmp_path:
         )
     with ws.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(deals)) == 0
+    ws.close()
+
+
+def test_a_big_move_log_lands_whole_through_two_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table without a unique index is written in two scratch files, the second copied into the table the first
+    filled; every row lands once, indexes included."""
+    monkeypatch.setattr(_sqlite_copy, "SLICE_ROWS", BIG // 4)
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    moves = pa.table(
+        {
+            "id": np.arange(1, BIG + 1, dtype=np.int64),
+            "deal_id": data.column("id"),
+            "pipeline_id": data.column("pipeline_id"),
+            "stage_id": data.column("stage_id"),
+            "at": data.column("created_at"),
+        }
+    )
+    both = [deals, stage_moves]
+    with ws.transaction(bulk=both) as conn, bulk_rows(conn, both, 2 * BIG) as insert:
+        insert([(deals, data), (stage_moves, moves)])
+        attached = _scratch_left(conn.exec_driver_sql("PRAGMA database_list").all())
+    assert len(attached) == 3  # deals, and the moves in two slices
+    with ws.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        landed = conn.execute(select(stage_moves.c.id, stage_moves.c.deal_id).order_by(stage_moves.c.id)).all()
+        assert landed == list(zip(range(1, BIG + 1), range(1, BIG + 1), strict=True))
+        last = conn.scalar(select(stage_moves.c.id).where(stage_moves.c.deal_id == BIG))  # through the index
+        assert last == BIG
     ws.close()

@@ -153,8 +153,8 @@ def _may_need_trim(col: pa.Array) -> bool:
     )
 
 
-# UTF-8 length of each Windows-1251 byte (0x98, which it leaves undefined, fails to decode before this counts)
-_CP1251_UTF8_LENGTH = np.array([len(bytes([b]).decode("cp1251", "replace").encode()) for b in range(256)], np.int64)
+# UTF-8 bytes beyond the first of each Windows-1251 byte (0x98, undefined there, fails to decode before this counts)
+_CP1251_EXTRA = np.array([len(bytes([b]).decode("cp1251", "replace").encode()) - 1 for b in range(256)], np.uint8)
 
 
 def _from_cp1251(col: pa.Array) -> tuple[pa.Array, bool] | None:
@@ -166,7 +166,7 @@ def _from_cp1251(col: pa.Array) -> tuple[pa.Array, bool] | None:
         return col.cast(pa.string()), False
     offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
     data = np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]
-    if not (data >= 0x80).any():
+    if not len(data) or data.max() < 0x80:  # a reduction: no temporary array the size of the column
         return col.view(pa.string()), False
     try:
         if len(col.slice(0, 4096).unique()) * 8 < min(len(col), 4096):  # repeated values: decode each once
@@ -177,7 +177,15 @@ def _from_cp1251(col: pa.Array) -> tuple[pa.Array, bool] | None:
         text = data.tobytes().decode("cp1251").encode("utf-8")
     except UnicodeDecodeError:
         return None
-    moved = np.concatenate([[0], np.cumsum(_CP1251_UTF8_LENGTH[data])])[offsets - offsets[0]]
+    # Each value grows by the extra bytes of its characters: summed per value, not as a running total per byte
+    # (fresh memory costs more than arithmetic here).
+    starts = offsets[:-1] - offsets[0]
+    sizes = np.diff(offsets)
+    per_byte = np.zeros(len(data) + 1, np.uint8)  # one more: empty values at the end start past the last byte
+    np.take(_CP1251_EXTRA, data, out=per_byte[:-1])
+    extra = np.add.reduceat(per_byte, starts, dtype=np.int64)
+    extra[sizes == 0] = 0  # reduceat gives an empty value the next value's first byte
+    moved = np.concatenate([[0], np.cumsum(sizes + extra)])
     if moved[-1] >= 2**31:
         return None  # past 32-bit offsets: the row reader copes
     decoded = pa.StringArray.from_buffers(
@@ -310,17 +318,16 @@ def times(col: pa.Array) -> np.ndarray:
     return out
 
 
-_JSON_SPECIAL = np.zeros(256, bool)
-_JSON_SPECIAL[[*range(0x20), ord('"'), ord("\\")]] = True
+_JSON_SPECIAL = re.compile(rb'[\x00-\x1f"\\]')
 
 
-def _has_any(col: pa.Array, table: np.ndarray) -> bool:
-    """Whether a byte of ``table`` occurs in the strings' data."""
+def _has_any(col: pa.Array, pattern: re.Pattern[bytes]) -> bool:
+    """Whether ``pattern`` (a byte class) occurs in the strings' data: a scan of the buffer in place."""
     _, offsets_buf, data_buf = col.buffers()
     if data_buf is None:
         return False
     offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
-    return bool(table[np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]].any())
+    return pattern.search(memoryview(data_buf)[offsets[0] : offsets[-1]]) is not None
 
 
 def custom_json(columns: dict[int, pa.Array], extra: list[tuple[int, str]], n: int) -> pa.Array:
@@ -343,7 +350,10 @@ def custom_json(columns: dict[int, pa.Array], extra: list[tuple[int, str]], n: i
         filled = pc.is_valid(col) if filled is None else pc.or_(filled, pc.is_valid(col))
     if not pieces:
         return pa.nulls(n, pa.string())
-    # Every piece ends with a comma: the last one's becomes the closing brace.
+    # Every piece ends with a comma: the last one's becomes the closing brace, in a copy of the joined text, which
+    # is null where no piece is (its validity is ``filled``'s values).
     joined = pc.binary_join_element_wise("{", *pieces, "", null_handling="replace", null_replacement="")
-    body = pc.binary_join_element_wise(pc.utf8_slice_codeunits(joined, 0, -1), "}", "")
-    return pc.if_else(filled, body, pa.scalar(None, pa.string()))
+    _, offsets, data = joined.buffers()
+    text = np.frombuffer(data, np.uint8).copy()
+    text[np.frombuffer(offsets, np.int32)[1 : n + 1] - 1] = ord("}")
+    return pa.Array.from_buffers(pa.string(), n, [filled.buffers()[1], offsets, pa.py_buffer(text)])

@@ -3,7 +3,7 @@
 The ADBC driver writes each Arrow table into a scratch SQLite file (in C, from the Arrow buffers; one thread per
 table, on tmpfs when there is one); the workspace connection attaches each and copies its rows with one
 ``INSERT … SELECT`` inside the transaction, so the rows land with everything else or not at all — the first file
-written is copied while the others are still being written.
+written is copied while the others are still being written (a big move log comes in two slices for that).
 
 A table that is empty, when foreign keys are not checked row by row (a bulk transaction, see
 :meth:`voronka.store.workspace.WorkspaceStore.transaction`), gets a scratch table of exactly its shape — the
@@ -60,11 +60,14 @@ def copy_rows(conn: Connection, parts: Sequence[tuple[Table, pa.Table]], transfe
         shutil.rmtree(folder, ignore_errors=True)
 
     after_transaction(conn, detach)
-    shapes = [shape(raw, table.name) if table in transfer else None for table, _ in parts]
+    jobs = []
+    for table, data in parts:
+        s = shape(raw, table.name) if table in transfer else None
+        jobs += [(table, piece, s) for piece in _slices(data, s)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         written = {
             pool.submit(_scratch, folder / f"{i}.db", data, s): (table, data, s)
-            for i, ((table, data), s) in enumerate(zip(parts, shapes, strict=True))
+            for i, (table, data, s) in enumerate(jobs)
         }
         # With foreign keys checked at the end, in the order the files are done; else parents first, as given.
         checked = raw.execute("PRAGMA foreign_keys").fetchone()[0]
@@ -82,6 +85,19 @@ def copy_rows(conn: Connection, parts: Sequence[tuple[Table, pa.Table]], transfe
     if not checked and parts and all(table in transfer for table, _ in parts):
         references_found(raw, parts)
         verified(conn, {table.name for table, _ in parts}, raw.total_changes)
+
+
+SLICE_ROWS = 500_000
+
+
+def _slices(data: pa.Table, into: Shape | None) -> list[pa.Table]:
+    """A table SQLite copies record for record also when it is no longer empty (no unique index: the log of
+    moves) comes in two slices when big, so that the first is copied while the second is written; the others in
+    one piece (the transfer into a table with a unique index needs it empty)."""
+    if into is None or "UNIQUE (" in into.table or data.num_rows < 2 * SLICE_ROWS:
+        return [data]
+    half = data.num_rows // 2
+    return [data.slice(0, half), data.slice(half)]
 
 
 def references_found(raw: sqlite3.Connection, parts: Sequence[tuple[Table, pa.Table]]) -> None:
@@ -145,8 +161,15 @@ def _scratch(path: Path, data: pa.Table, into: Shape | None) -> Path:
     import adbc_driver_sqlite.dbapi as adbc
 
     with adbc.connect(str(path), autocommit=True) as db, db.cursor() as cur:
-        # A scratch file: nothing to recover after a crash, and the index sorts stay in memory.
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-262144", "temp_store=MEMORY"):
+        # A scratch file: nothing to recover after a crash, and the index sorts stay in memory. Its pages can be
+        # bigger than the workspace's (fewer B-tree pages to fill: 10-15% less time here): rows are copied, not pages.
+        for pragma in (
+            "page_size=16384",
+            "journal_mode=OFF",
+            "synchronous=OFF",
+            "cache_size=-262144",
+            "temp_store=MEMORY",
+        ):
             cur.execute(f"PRAGMA {pragma}")
             cur.fetchall()
         cur.execute("BEGIN")

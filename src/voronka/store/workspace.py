@@ -159,11 +159,14 @@ class WorkspaceStore:
                         self._tx = None
                         self._pipelines.clear()
             finally:
-                if bulk and self.engine.dialect.name == "sqlite":
-                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
-                    conn.info.pop(VERIFIED, None)
                 for fn in conn.info.pop(AFTER_TRANSACTION, []):  # e.g. detach a bulk load's scratch file
                     fn()
+                if bulk and self.engine.dialect.name == "sqlite":
+                    try:
+                        conn.info.pop(VERIFIED, None)
+                        conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+                    except Exception:  # no connection may go back to the pool with foreign keys off
+                        conn.invalidate()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
