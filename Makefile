@@ -37,8 +37,9 @@ demo: $(VENV)/.installed
 	@echo "manager1 ... manager6 with the same password). Ctrl+C stops the server."
 	$(BIN)/voronka --db $(DEMO_DB) serve --host 127.0.0.1 --port $(DEMO_PORT)
 
+# Work stealing: an idle worker takes tests from a busy one, so no long tail of slow tests on one core.
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 --dist worksteal  # idle workers take tests from busy ones: no long tail
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

@@ -485,3 +485,31 @@ def test_activities(sales: Workspace) -> None:
         sales.complete_activity(999)
     with pytest.raises(NotFoundError, match="No deal with id 999"):
         sales.add_activity(999, "call")
+
+
+def test_open_sqlite_connections_counts_every_engine_on_the_file_until_its_connections_close(tmp_path: Path) -> None:
+    """The count that decides whether a funnel read must first collect garbage (analytics/_log.py)."""
+    import gc
+
+    from voronka.store.engine import open_sqlite_connections
+
+    url = f"sqlite:///{tmp_path / 'ws.db'}"
+    ws = Workspace.connect(url)
+    assert open_sqlite_connections(ws.engine) == 1  # the migration check's connection, idle in the pool
+    ws.engine.dispose()
+    assert open_sqlite_connections(ws.engine) == 0
+    gc.disable()  # so that no automatic collection runs before the count is read
+    try:
+        other = Workspace.connect(url)
+        other.users()
+        cycle: list[object] = [other]
+        cycle.append(cycle)
+        del other, cycle  # dropped in a reference cycle: its connection closes only when the GC runs
+        assert open_sqlite_connections(ws.engine) == 1
+    finally:
+        gc.enable()
+    gc.collect()
+    assert open_sqlite_connections(ws.engine) == 0
+    ws.pipelines()
+    ws.close()
+    assert open_sqlite_connections(ws.engine) == 0

@@ -431,7 +431,7 @@ class WorkspaceStore:
         with self.transaction() as conn:
             pipe = self._pipeline(conn, pipeline)
             dst = pipe.stage(stage) if stage is not None else pipe.open_stages[0]
-            reason_id = self._reason_for(conn, pipe, dst, reason)
+            reason_id, _ = self._reason_for(pipe, dst, reason)
             if external_id is not None and conn.scalar(
                 select(deals.c.id).where(deals.c.external_source == external_source, deals.c.external_id == external_id)
             ):
@@ -470,14 +470,16 @@ class WorkspaceStore:
             )
             return self._deal(conn, int(deal_id))
 
-    def _reason_for(self, conn: Connection, pipe: Pipeline, dst: Stage, reason: str | None) -> int | None:
+    @staticmethod
+    def _reason_for(pipe: Pipeline, dst: Stage, reason: str | None) -> tuple[int | None, str | None]:
+        """The loss reason of a move to ``dst``: its id and catalogue spelling, or Nones (checked)."""
         if dst.kind is not StageKind.LOST:
             if reason:
                 raise MoveError(
                     f"A loss reason ({reason!r}) is only for moves to a lost stage, and {dst.name!r} is "
                     f"{dst.kind.value}. Drop --reason, or move to a lost stage."
                 )
-            return None
+            return None, None
         if not reason:
             if pipe.reason_required:
                 listed = ", ".join(repr(r) for r in pipe.reasons) or "(none yet: add reasons to the pipeline)"
@@ -485,8 +487,9 @@ class WorkspaceStore:
                     f"Moving to lost stage {dst.name!r} needs a loss reason in pipeline {pipe.name!r}. "
                     f"Give --reason, one of: {listed}."
                 )
-            return None
-        return pipe.reason_ids[pipe.reasons.index(pipe.reason(reason))]
+            return None, None
+        name = pipe.reason(reason)
+        return pipe.reason_ids[pipe.reasons.index(name)], name
 
     def move_deal(
         self,
@@ -532,7 +535,7 @@ class WorkspaceStore:
                     f"Time {_iso(when)} is before the deal's last move at {_iso(row.stage_since)}; the log "
                     f"is kept in time order. Give --at on or after {_iso(row.stage_since)}."
                 )
-            reason_id = self._reason_for(conn, pipe, dst, reason)
+            reason_id, reason_name = self._reason_for(pipe, dst, reason)
             author_id = self._user_id(conn, by)
             move_id = conn.execute(
                 _INSERT_MOVE,
@@ -565,7 +568,7 @@ class WorkspaceStore:
                 dst.id,
                 when.astimezone(UTC),
                 by.strip() if author_id is not None and by else None,
-                pipe.reasons[pipe.reason_ids.index(reason_id)] if reason_id is not None else None,
+                reason_name,
                 comment,
             )
 
