@@ -13,6 +13,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from tests.browser import chromium
 from tests.cli.conftest import runner_for
 from voronka.errors import InputError
 from voronka.service.audit import build_audit
@@ -43,8 +44,8 @@ def test_audit_html_has_findings_and_offline_charts(demo, tmp_path: Path) -> Non
         build_audit(demo, "2020-01")
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed")
 def test_audit_pdf_prints(demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    chromium()  # installed when missing, as the browser tests do
     pdf = build_audit(demo, "2026-10", lang="ru", pipeline="Новые клиенты").write_pdf(tmp_path / "audit.pdf")
     assert pdf.read_bytes().startswith(b"%PDF") and _pdf_pages(pdf) >= 2
 

@@ -8,10 +8,7 @@ skipped with the reason.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,27 +17,15 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from tests.browser import chromium as _chromium
 from tests.scenarios import T
 from tests.web.conftest import PASSWORD, build_site
 from voronka.service.workspace import Workspace
 from voronka.web.app import create_app
 
 ARTIFACTS = Path(__file__).parents[1] / "artifacts" / "e2e"
-CHROMIUM = os.environ.get("VORONKA_CHROMIUM", "/usr/bin/chromium")
 
 pytestmark = pytest.mark.slow
-
-
-def _chromium() -> str:
-    """The browser's path; installed with apt-get when missing and possible, else the test is skipped."""
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-            subprocess.run(step, capture_output=True, timeout=900, check=False)
-        if Path(CHROMIUM).exists():
-            return CHROMIUM
-    pytest.skip(f"No Chromium at {CHROMIUM} and it could not be installed (apt-get install chromium, as root).")
 
 
 @pytest.fixture
