@@ -304,12 +304,16 @@ def board_time(url: str, pipeline_id: int, runs: int) -> tuple[float, int]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of process ``pid`` and its children (the workers; Linux /proc)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total if total else float("nan")
 
 
 def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, object]:
@@ -320,7 +324,16 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, obje
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = (Path(tempfile.gettempdir()) / f"voronka-bench-web-{name}.log").open("w")
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "voronka"), "--db", url, "serve", "--port", str(port)],
+        [
+            str(Path(sys.executable).parent / "voronka"),
+            "--db",
+            url,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -386,6 +399,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--board-runs", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=1, help="Server worker processes (voronka serve --workers).")
     ap.add_argument(
         "--think", type=float, default=0.0, help="Mean seconds a client waits between moves (0: none, flat out)."
     )

@@ -502,8 +502,12 @@ class WorkspaceStore:
         comment: str | None = None,
         pipeline: str | int | None = None,
         expected_version: int | None = None,
+        by_id: int | None = None,
     ) -> StageMove:
         """Move a deal to ``stage`` (of ``pipeline`` when moving to another pipeline) and log the move.
+
+        ``by`` names the author (a name seen for the first time becomes a new manager); a caller that knows the
+        author's user id (a signed-in account) passes it as ``by_id`` too, and no look-up is spent on it.
 
         Raises
         ------
@@ -536,7 +540,7 @@ class WorkspaceStore:
                     f"is kept in time order. Give --at on or after {_iso(row.stage_since)}."
                 )
             reason_id, reason_name = self._reason_for(pipe, dst, reason)
-            author_id = self._user_id(conn, by)
+            author_id = by_id if by_id is not None else self._user_id(conn, by)
             move_id = conn.execute(
                 _INSERT_MOVE,
                 {

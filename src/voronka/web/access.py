@@ -7,8 +7,12 @@ leak either.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
 from fastapi import Request
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from voronka.domain.deal import Deal
 from voronka.errors import NotFoundError, VoronkaError
@@ -35,6 +39,24 @@ def workspace(request: Request) -> Workspace:
         ws = Workspace(request.app.state.ws.engine)
         request.scope["voronka_ws"] = ws
     return ws  # type: ignore[no-any-return]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+async def in_db(request: Request, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run a short piece of blocking workspace code for an ``async`` route.
+
+    On SQLite it runs right here, on the event loop: its statements take microseconds (no network) and writes
+    run one at a time anyway (``SqliteWriteQueue``), so the two thread hops of a sync route (the dependency's
+    and the endpoint's) would cost more CPU than the work itself. Elsewhere (PostgreSQL) every statement waits
+    for the network, and the code runs on the thread pool so that the loop serves others meanwhile. Only for
+    bounded work (one deal, one token): reports and boards stay on the thread pool.
+    """
+    if request.app.state.inline_db:
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def can_see(account: Account, deal: Deal) -> bool:

@@ -16,7 +16,7 @@ from voronka.domain.deal import ActivityKind
 from voronka.errors import InputError
 from voronka.service.accounts import Account
 from voronka.web import access, analysis
-from voronka.web.access import visible_activity_deal, visible_deal, workspace
+from voronka.web.access import in_db, visible_activity_deal, visible_deal, workspace
 from voronka.web.board import BoardFilters, build_board
 from voronka.web.dashboard import BREAKDOWNS, build_dashboard, parse_period
 from voronka.web.security import api_account
@@ -290,19 +290,23 @@ def history(request: Request, deal_id: Id, account: AccountDep) -> list[MoveOut]
 
 
 @router.post("/deals/{deal_id}/move", response_model=MoveOut)
-def move(request: Request, deal_id: Id, body: MoveIn, account: AccountDep) -> MoveOut:
+async def move(request: Request, deal_id: Id, body: MoveIn, account: AccountDep) -> MoveOut:
     """Move a deal; refused (409) when ``expected_version`` is old, (422) when a rule is broken."""
     ws = workspace(request)
-    stage: int | str = body.stage
-    m = ws.move_deal(
-        access.movable_deal_id(ws, account, deal_id),
-        stage,
-        reason=body.reason,
-        comment=body.comment,
-        by=account.name,
-        expected_version=body.expected_version,
-    )
-    return MoveOut.model_validate(m)
+
+    def write() -> MoveOut:
+        m = ws.move_deal(
+            access.movable_deal_id(ws, account, deal_id),
+            body.stage,
+            reason=body.reason,
+            comment=body.comment,
+            by=account.name,
+            by_id=account.id,
+            expected_version=body.expected_version,
+        )
+        return MoveOut.model_validate(m)
+
+    return await in_db(request, write)
 
 
 @router.get("/deals/{deal_id}/activities", response_model=list[ActivityOut])

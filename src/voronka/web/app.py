@@ -98,6 +98,7 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
     )
     app.state.ws = ws
+    app.state.inline_db = ws.engine.dialect.name == "sqlite"  # see access.in_db
     app.state.secure_cookies = secure_cookies
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.globals["languages"] = {"en": "English", "ru": "Русский"}

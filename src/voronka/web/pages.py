@@ -253,6 +253,7 @@ def move(
             reason=reason or None,
             comment=comment or None,
             by=session.account.name,
+            by_id=session.account.id,
             expected_version=version,
         )
     except VoronkaError as exc:

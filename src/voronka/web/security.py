@@ -16,7 +16,7 @@ from fastapi import Request, Response
 from voronka.errors import VoronkaError
 from voronka.service import accounts
 from voronka.service.accounts import Account, Session
-from voronka.web.access import workspace
+from voronka.web.access import in_db, workspace
 
 SESSION_COOKIE = "voronka_session"
 LOGIN_CSRF_COOKIE = "voronka_login_csrf"
@@ -54,16 +54,16 @@ def check_csrf(request: Request, session: Session, form_token: str | None) -> No
         raise CsrfError("The form's security token is missing or old. Reload the page and try again.")
 
 
-def api_account(request: Request) -> Account:
+async def api_account(request: Request) -> Account:
     """The account of an API request: a bearer token, or a browser session with the CSRF header on writes."""
     header = request.headers.get("authorization", "")
     ws = workspace(request)
     if header.lower().startswith("bearer "):
-        found = accounts.token_account(ws, header[7:].strip())
+        found = await in_db(request, accounts.token_account, ws, header[7:].strip())
         if found is None:
             raise LoginRequired("The API token is unknown or revoked. Make one with `voronka user token LOGIN`.")
         return found
-    sess = current_session(request)
+    sess = await in_db(request, current_session, request)
     if sess is None:
         raise LoginRequired("Send an API token: 'Authorization: Bearer vk_...' (make one with `voronka user token`).")
     if request.method not in ("GET", "HEAD", "OPTIONS"):
