@@ -40,6 +40,7 @@ def serve(
         import os
 
         os.environ["VORONKA_DB"] = url
+        os.environ["VORONKA_SECURE_COOKIES"] = "1" if secure_cookies else ""
         uvicorn.run("voronka.web.asgi:app", host=host, port=port, workers=workers, log_level="warning")
         return
     uvicorn.run(create_app(ws, secure_cookies=secure_cookies), host=host, port=port, log_level="warning")

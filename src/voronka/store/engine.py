@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
+import threading
+import time
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -57,9 +60,82 @@ def _file_key(engine: Engine) -> str:
     return os.path.realpath(engine.url.database or ":memory:")
 
 
+class WriterLock:
+    """One Voronka writer at a time on a SQLite file, across this machine's processes: ``flock`` on a file beside
+    the database (``voronka.db-writer``), taken before ``BEGIN IMMEDIATE`` and given back when the connection
+    returns to its pool.
+
+    SQLite keeps writers apart itself, but a writer that finds the file locked sleeps in SQLite's busy handler
+    in steps of up to 100 ms, so with two server processes (``voronka serve --workers 2``) a few writes in a
+    hundred waited 10-100 ms for a lock freed after a fraction of a millisecond. Here a waiter polls every
+    0.2 ms. Correctness never rests on this lock (SQLite's own locking does that): other programs that write
+    the file without it are still kept apart by SQLite, and a waiter that has not got it after ``patience``
+    seconds goes on without it, to SQLite's busy timeout and its clear error.
+
+    One object per file per process (:func:`writer_lock`), re-entrant by count: threads of one process share it
+    (SQLite orders them), so a process never waits for itself.
+    """
+
+    def __init__(self, path: str, patience: float = 30.0) -> None:
+        self.path = path
+        self.patience = patience
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+        self._depth = 0
+
+    def _try(self) -> bool:
+        with self._mutex:
+            if self._depth == 0:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+            self._depth += 1
+            return True
+
+    def acquire(self, *, blocking: bool = True) -> bool:
+        """Take the lock; without ``blocking``, only if it is free now. False: not taken (nothing to release)."""
+        if self._try():
+            return True
+        if not blocking:
+            return False
+        deadline = time.monotonic() + self.patience
+        while time.monotonic() < deadline:
+            time.sleep(0.0002)
+            if self._try():
+                return True
+        return False
+
+    def release(self) -> None:
+        with self._mutex:
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+_WRITER_LOCKS: dict[str, WriterLock] = {}
+_WRITER_LOCKS_MUTEX = threading.Lock()
+_HOLDS_WRITER = "voronka_holds_writer_lock"
+
+
+def writer_lock(engine: Engine) -> WriterLock | None:
+    """The process's :class:`WriterLock` of ``engine``'s SQLite file; None for other databases and in-memory ones."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    key = _file_key(engine)
+    with _WRITER_LOCKS_MUTEX:
+        found = _WRITER_LOCKS.get(key)
+        if found is None:
+            found = _WRITER_LOCKS[key] = WriterLock(key + "-writer")
+        return found
+
+
 def _tune_sqlite(engine: Engine) -> None:
     memory = engine.url.database in (None, "", ":memory:")
     key = _file_key(engine)
+    lock = writer_lock(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
@@ -81,6 +157,13 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_close(_dbapi_conn: Any, record: Any) -> None:
         if record is not None and _OPEN_ID in record.info:
             _OPEN[key].discard(record.info.pop(_OPEN_ID))
+        if record is not None and record.info.pop(_HOLDS_WRITER, False) and lock is not None:
+            lock.release()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None and record.info.pop(_HOLDS_WRITER, False) and lock is not None:
+            lock.release()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -88,7 +171,10 @@ def _tune_sqlite(engine: Engine) -> None:
         if options.get(BULK_OPTION):
             # Only outside a transaction does this pragma take effect; WorkspaceStore.transaction turns it back on.
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("voronka_write", False) else "BEGIN")
+        write = options.get("voronka_write", False)
+        if write and lock is not None and not conn.info.get(_HOLDS_WRITER) and lock.acquire():
+            conn.info[_HOLDS_WRITER] = True  # given back when the connection returns to the pool
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 AFTER_TRANSACTION = "voronka.after_transaction"

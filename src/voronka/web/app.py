@@ -19,10 +19,12 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from voronka.errors import InputError, MoveError, NotFoundError, StaleDealError, VoronkaError
 from voronka.service.workspace import Workspace
+from voronka.store.engine import WriterLock, writer_lock
 from voronka.web.access import Forbidden
 from voronka.web.i18n import Translator
 from voronka.web.security import CsrfError, LoginRequired
@@ -49,14 +51,17 @@ class SqliteWriteQueue:
     up to 100 ms, so that under load most of a write's time is sleeping. Queuing them here instead costs nothing
     while the lock is free and keeps each write as fast as alone. Reads (GET) never wait here: they run
     concurrently on WAL snapshots. One asyncio lock per event loop (the server has one; each test client has its
-    own, and between those SQLite's own locking still keeps writes apart).
+    own, and between those SQLite's own locking still keeps writes apart). Between worker processes
+    (``--workers``) the file's :class:`~voronka.store.engine.WriterLock` queues them: taken here when it is
+    free, else waited for on a worker thread, so that the event loop serves reads meanwhile.
     """
 
     SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
-    def __init__(self, app: Any, enabled: bool) -> None:
+    def __init__(self, app: Any, enabled: bool, writer: WriterLock | None = None) -> None:
         self.app = app
         self.enabled = enabled
+        self.writer = writer
         self.locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -68,7 +73,25 @@ class SqliteWriteQueue:
         if lock is None:
             lock = self.locks[loop] = asyncio.Lock()
         async with lock:
-            await self.app(scope, receive, send)
+            held = self.writer is not None and await _take(self.writer)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if held:
+                    self.writer.release()  # type: ignore[union-attr]
+
+
+async def _take(writer: WriterLock) -> bool:
+    """Take the writer lock: at once when free, else on a worker thread (given back if the request is cancelled
+    while it waits)."""
+    if writer.acquire(blocking=False):
+        return True
+    waiting = asyncio.ensure_future(run_in_threadpool(writer.acquire))
+    try:
+        return await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        waiting.add_done_callback(lambda done: done.result() and writer.release())
+        raise
 
 
 def error_body(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -120,7 +143,7 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
         """Plotly's own bundle from the installed package: the charts work offline."""
         return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
-    app.add_middleware(SqliteWriteQueue, enabled=ws.engine.dialect.name == "sqlite")
+    app.add_middleware(SqliteWriteQueue, enabled=ws.engine.dialect.name == "sqlite", writer=writer_lock(ws.engine))
     app.include_router(api.router)
     app.include_router(pages.router)
     _handlers(app)
