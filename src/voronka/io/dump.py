@@ -58,7 +58,8 @@ def dump(store: WorkspaceStore, path: str | Path) -> dict[str, int]:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf, store.engine.connect() as conn:
         for table in _tables():
             pk = list(table.primary_key.columns)
-            rows = conn.execute(select(table).order_by(*pk))
+            kept = [c for c in table.columns if not c.info.get("derived")]  # derived columns are made again on restore
+            rows = conn.execute(select(*kept).order_by(*pk))
             lines = [json.dumps({k: _encode(v) for k, v in r._mapping.items()}, ensure_ascii=False) for r in rows]
             zf.writestr(f"{table.name}.jsonl", "\n".join(lines) + ("\n" if lines else ""))
             counts[table.name] = len(lines)

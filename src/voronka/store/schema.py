@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -40,6 +41,9 @@ pipelines = Table(
     Column("process", String(20), nullable=False),
     Column("reason_required", Boolean, nullable=False),
     Column("created_at", UTCTime, nullable=False),
+    # Changed by triggers (migration 0005) whenever the pipeline, its stages or its reasons change: the key of
+    # the in-memory pipeline cache. Derived, so dumps leave it out.
+    Column("catalogue_version", BigInteger, nullable=False, server_default="0", info={"derived": True}),
 )
 
 stages = Table(

@@ -6,6 +6,7 @@ transaction, guarded by the deal's version: an update based on a stale read is r
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,6 +35,10 @@ from voronka.store.schema import (
 )
 from voronka.store.schema import stages as stage_table
 
+# Pipelines read by move_deal, per engine: pipeline id -> (catalogue_version, Pipeline). Shared by the threads
+# of a server (a Pipeline is immutable); a version that differs from the one read with the deal means: read again.
+_PIPELINE_CACHE: weakref.WeakKeyDictionary[Engine, dict[int, tuple[int, Pipeline]]] = weakref.WeakKeyDictionary()
+
 _DEAL_COLUMNS = (
     deals.c.id,
     deals.c.pipeline_id,
@@ -55,8 +60,10 @@ _DEAL_COLUMNS = (
 
 # The statements of a move, built once: building a statement costs more than SQLite takes to run it.
 _USER_BY_NAME = select(users.c.id).where(users.c.name == bindparam("name"))
-_DEAL_STATE = select(deals.c.pipeline_id, deals.c.stage_id, deals.c.stage_since, deals.c.version).where(
-    deals.c.id == bindparam("deal_id")
+_DEAL_STATE = (
+    select(deals.c.pipeline_id, deals.c.stage_id, deals.c.stage_since, deals.c.version, pipelines.c.catalogue_version)
+    .join_from(deals, pipelines, pipelines.c.id == deals.c.pipeline_id)
+    .where(deals.c.id == bindparam("deal_id"))
 )
 _INSERT_MOVE = stage_moves.insert()
 _PIPELINE = select(pipelines).where(pipelines.c.id == bindparam("pid"))
@@ -375,10 +382,17 @@ class WorkspaceStore:
             raise NotFoundError(f"Unknown pipeline {ref!r}. {hint}")
         return self._load_pipeline(conn, int(found[0]))
 
-    def _load_pipeline(self, conn: Connection, pid: int) -> Pipeline:
+    def _load_pipeline(self, conn: Connection, pid: int, version: int | None = None) -> Pipeline:
+        """Pipeline ``pid`` with its stages and reasons. Given its ``catalogue_version`` (read in the caller's
+        statement), a pipeline this engine has read at that version comes from memory: no statement at all."""
         cached = self._pipelines.get(pid)
         if cached is not None:
             return cached
+        shared = _PIPELINE_CACHE.get(self.engine)
+        if version is not None and shared is not None:
+            hit = shared.get(pid)
+            if hit is not None and hit[0] == version:
+                return hit[1]
         p = conn.execute(_PIPELINE, {"pid": pid}).one()
         st = tuple(
             Stage(r.id, r.pipeline_id, r.name, r.position, StageKind(r.kind), r.sla_days)
@@ -396,6 +410,9 @@ class WorkspaceStore:
         )
         if self._tx is not None:  # cached only within a transaction: other writers may change pipelines
             self._pipelines[pid] = pipe
+        if shared is None:
+            shared = _PIPELINE_CACHE.setdefault(self.engine, {})
+        shared[pid] = (p.catalogue_version, pipe)  # the triggers of migration 0005 change it with any change
         return pipe
 
     def _stage_by_id(self, conn: Connection, stage_id: int) -> tuple[Pipeline, Stage]:
@@ -528,7 +545,7 @@ class WorkspaceStore:
                     f"{row.version}). Reload the deal and repeat the move if it still makes sense."
                 )
             if pipeline is None:
-                pipe = self._load_pipeline(conn, row.pipeline_id)
+                pipe = self._load_pipeline(conn, row.pipeline_id, row.catalogue_version)
             else:
                 pipe = self._pipeline(conn, pipeline)
             dst = pipe.stage(stage)
