@@ -23,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, delete, select, update
 
 from voronka.errors import InputError, NotFoundError
+from voronka.store.engine import one_statement
 from voronka.store.schema import api_tokens, users, web_sessions
 from voronka.store.workspace import WorkspaceStore
 
@@ -244,7 +245,7 @@ _TOKEN_ACCOUNT = (  # built once: every API request runs it
 
 def token_account(store: WorkspaceStore, token: str) -> Account | None:
     """The account an API token acts as, or None when the token is unknown or revoked."""
-    with store.engine.connect() as conn:
+    with store.engine.connect().execution_options(**one_statement(store.engine)) as conn:
         row = conn.execute(_TOKEN_ACCOUNT, {"digest": _digest(token)}).one_or_none()
     if row is None or not row.active:
         return None

@@ -177,6 +177,12 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def one_statement(engine: Engine) -> dict[str, Any]:
+    """Execution options for a connection that runs one read statement: on PostgreSQL no transaction around it
+    (autocommit), which spares the BEGIN and the ROLLBACK, two of its three round trips; nothing elsewhere."""
+    return {"isolation_level": "AUTOCOMMIT"} if engine.dialect.name == "postgresql" else {}
+
+
 AFTER_TRANSACTION = "voronka.after_transaction"
 
 
