@@ -154,3 +154,36 @@ def test_engine_agrees_with_the_model(
             assert_matches(ws.funnel(name, **query).to_dict(), expected[name], name)  # type: ignore[arg-type]
     finally:
         ws.close()
+
+
+@FAST
+@given(plans=histories)
+def test_the_compiled_kernel_gives_what_numpy_gives(
+    sqlite_template: Path, tmp_path: Path, plans: list[DealPlan]
+) -> None:
+    """Big logs take their per-deal facts from the Numba kernel, small ones from NumPy: the same arrays."""
+    import numpy as np
+
+    from voronka.analytics import stage_funnel as sf
+    from voronka.analytics._log import load_pipeline_log
+    from voronka.analytics._stage_kernel import deal_facts_kernel
+
+    ws, _ = built(sqlite_template, tmp_path, plans)
+    try:
+        for name in PIPELINES:
+            pipe = ws.pipeline(name)
+            log = load_pipeline_log(ws, pipe.id)
+            n = len(pipe.open_stages)
+            pos = sf._stage_positions(pipe, log)[log.move_stage]
+            starts = np.flatnonzero(np.r_[True, log.move_deal[1:] != log.move_deal[:-1]]) if len(pos) else pos[:0]
+            ends = np.r_[starts[1:], len(pos)] - 1 if len(pos) else starts
+            idx = np.searchsorted(log.deal_id, log.move_deal[starts])
+            status = np.asarray(np.random.default_rng(len(pos)).integers(0, 4, len(starts)), dtype=np.int8)
+            want = sf._facts_numpy(pos, log, starts, ends, status, idx, n)
+            got = deal_facts_kernel(
+                pos, log.move_at, log.move_reason, starts, status, idx, log.deal_since, log.exit_at, n
+            )
+            for w, g in zip(want, got, strict=True):
+                np.testing.assert_array_equal(np.asarray(w).reshape(np.shape(g)), g)
+    finally:
+        ws.close()

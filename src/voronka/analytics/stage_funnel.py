@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from voronka.analytics._log import PipelineLog, codes_of, load_pipeline_log
+from voronka.analytics._log import I64, PipelineLog, codes_of, load_pipeline_log
 from voronka.domain.pipeline import Pipeline, StageKind
 from voronka.errors import InputError
 from voronka.stats.intervals import wilson_array
@@ -178,6 +178,9 @@ class _Deals:
 
 
 _OPEN, _WON, _LOST, _MOVED = 0, 1, 2, 3
+# Logs of at least this many moves get their per-deal facts from the compiled kernel (_stage_kernel); smaller ones
+# from NumPy, which needs no compiler loaded.
+KERNEL_MIN_MOVES = 300_000
 
 
 def compute_stage_funnel(pipe: Pipeline, log: PipelineLog, query: StageFunnelQuery) -> StageFunnelResult:
@@ -241,6 +244,37 @@ def _deal_facts(
     status[here & np.isin(cur_stage, lost_ids)] = _LOST
     status[~here] = _MOVED
 
+    if m >= KERNEL_MIN_MOVES:
+        from voronka.analytics._stage_kernel import deal_facts_kernel
+
+        max_pos, bits, end_pos, cur_pos, reason, entry, cycle, total, count = deal_facts_kernel(
+            pos, log.move_at, log.move_reason, starts, status, idx, log.deal_since, log.exit_at, n
+        )
+    else:
+        max_pos, bits, end_pos, cur_pos, reason, entry, cycle, total, count = _facts_numpy(
+            pos, log, starts, ends, status, idx, n
+        )
+    sums = [(total[:, k], count[:, k]) for k in range(n)]
+    facts = _Deals(
+        entry=entry,
+        max_pos=max_pos,
+        entered_bits=bits,
+        status=status,
+        cur_pos=cur_pos,
+        end_pos=end_pos,
+        reason=reason,
+        cycle_us=cycle,
+        owner=log.deal_owner[idx],
+        index=idx,
+    )
+    return facts, sums
+
+
+def _facts_numpy(
+    pos: I64, log: PipelineLog, starts: I64, ends: I64, status: NDArray[np.int8], idx: I64, n: int
+) -> tuple[I64, I64, I64, I64, I64, I64, I64, NDArray[np.float64], I64]:
+    """What ``_stage_kernel.deal_facts_kernel`` computes, as vectorised NumPy passes (for small logs)."""
+    m = len(pos)
     is_open = (pos >= 0) & (pos < n)
     open_pos = np.where(is_open, pos, -1)
     max_pos = np.maximum.reduceat(open_pos, starts) if m else np.zeros(0, np.int64)
@@ -270,20 +304,7 @@ def _deal_facts(
     count = np.bincount(key, minlength=len(starts) * n).reshape(-1, n)
     # A stage the deal sits in now is unfinished: its stays are not a completed time.
     count = np.where(cur_pos[:, None] == np.arange(n), 0, count)
-    sums = [(total[:, k], count[:, k]) for k in range(n)]
-    facts = _Deals(
-        entry=entry,
-        max_pos=max_pos,
-        entered_bits=bits,
-        status=status,
-        cur_pos=cur_pos,
-        end_pos=end_pos,
-        reason=reason,
-        cycle_us=cycle,
-        owner=log.deal_owner[idx],
-        index=idx,
-    )
-    return facts, sums
+    return max_pos, bits, end_pos, cur_pos, reason, entry, cycle, total, count
 
 
 def _group_codes(by: str, facts: _Deals, log: PipelineLog) -> tuple[NDArray[np.int64], list[str]]:
