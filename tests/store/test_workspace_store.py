@@ -293,6 +293,44 @@ def test_moving_to_another_pipeline(sales: Workspace) -> None:
     assert [m.pipeline_id for m in sales.history(d.id)] == [sales.pipeline("Sales").id] * 2 + [repeat.id] * 2
 
 
+def test_a_move_by_a_signed_in_author_equals_its_log_entry(sales: Workspace) -> None:
+    """With the author's id given (the web app's moves; on PostgreSQL the one-statement write), the same result."""
+    anna = sales.add_deal("Sales", "Kitchen", owner="Anna", at=T("2026-01-01"))
+    author = sales.deal(anna.id).owner
+    with sales.engine.connect() as conn:
+        anna_id = conn.scalar(text("SELECT id FROM users WHERE name = 'Anna'"))
+    moved = sales.move_deal(anna.id, "Call", at=T("2026-01-02"), by=author, by_id=anna_id, expected_version=1)
+    assert sales.history(anna.id)[-1] == moved and moved.author == "Anna"
+    lost = sales.move_deal(anna.id, "Lost", at=T("2026-01-03"), by="Anna", by_id=anna_id, reason="дорого")
+    assert sales.history(anna.id)[-1] == lost and lost.reason == "Дорого"
+    before = dump(sales.engine)
+    with pytest.raises(StaleDealError):
+        sales.move_deal(anna.id, "Call", at=T("2026-01-04"), by="Anna", by_id=anna_id, expected_version=2)
+    assert dump(sales.engine) == before
+    assert sales.deal(anna.id).version == 3
+
+
+def test_the_one_statement_write_inserts_nothing_when_the_deal_moved_on(sales: Workspace) -> None:
+    """PostgreSQL's move write (update and insert in one statement): at a version the deal no longer has, the
+    update finds no row, so no log row is inserted either."""
+    from voronka.store.workspace import _MOVE_AND_ADVANCE
+
+    if sales.engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement write is PostgreSQL's (SQLite has no UPDATE in a WITH clause)")
+    d = sales.add_deal("Sales", "Kitchen", at=T("2026-01-01"))
+    call = sales.pipeline("Sales").stage("Call")
+    before = dump(sales.engine)
+    move = {"deal_id": d.id, "pipeline_id": d.pipeline_id, "from_stage_id": d.stage_id, "stage_id": call.id}
+    move |= {"at": T("2026-01-02"), "author_id": None, "reason_id": None, "comment": None}
+    advance = {"b_deal": d.id, "b_pipeline": d.pipeline_id, "b_stage": call.id, "b_at": T("2026-01-02")}
+    with sales.engine.begin() as conn:
+        assert conn.execute(_MOVE_AND_ADVANCE, {**move, **advance, "b_version": 7}).scalar() is None
+    assert dump(sales.engine) == before
+    with sales.engine.begin() as conn:
+        assert conn.execute(_MOVE_AND_ADVANCE, {**move, **advance, "b_version": 1}).scalar() is not None
+    assert sales.deal(d.id).stage_id == call.id and len(sales.history(d.id)) == 2
+
+
 # -- optimistic concurrency -----------------------------------------------------------------------------------
 
 

@@ -21,7 +21,15 @@ from voronka.domain.pipeline import Pipeline, ProcessKind, Stage, StageKind, che
 from voronka.domain.templates import DEFAULT_LOST, DEFAULT_WON, get_template
 from voronka.errors import InputError, MoveError, NotFoundError, StaleDealError
 from voronka.store import migrate
-from voronka.store.engine import AFTER_TRANSACTION, BULK_OPTION, VERIFIED, WRITE, check_foreign_keys, make_engine
+from voronka.store.engine import (
+    AFTER_TRANSACTION,
+    BULK_OPTION,
+    VERIFIED,
+    WRITE,
+    check_foreign_keys,
+    make_engine,
+    one_statement,
+)
 from voronka.store.schema import (
     activities,
     api_tokens,
@@ -74,6 +82,39 @@ _PIPELINE_REASONS = (
     select(loss_reasons.c.id, loss_reasons.c.name)
     .where(loss_reasons.c.pipeline_id == bindparam("pid"))
     .order_by(loss_reasons.c.id)
+)
+# On PostgreSQL, the write of a move as one statement (its own transaction, in autocommit): the version-checked
+# update of the deal, and the log row inserted only when that update found the deal at the version read. Two
+# round trips a move (this and the read before it) instead of five (BEGIN, read, insert, update, COMMIT); the
+# version check keeps it as safe as one transaction around both.
+_ADVANCED = (
+    update(deals)
+    .where(deals.c.id == bindparam("b_deal"), deals.c.version == bindparam("b_version"))
+    .values(
+        pipeline_id=bindparam("b_pipeline"),
+        stage_id=bindparam("b_stage"),
+        stage_since=bindparam("b_at", type_=deals.c.stage_since.type),
+        version=bindparam("b_version") + 1,
+    )
+    .returning(deals.c.id)
+    .cte("advanced")
+)
+_MOVE_AND_ADVANCE = (
+    stage_moves.insert()
+    .from_select(
+        ["deal_id", "pipeline_id", "from_stage_id", "stage_id", "at", "author_id", "reason_id", "comment"],
+        select(
+            _ADVANCED.c.id,
+            bindparam("pipeline_id", type_=stage_moves.c.pipeline_id.type),
+            bindparam("from_stage_id", type_=stage_moves.c.from_stage_id.type),
+            bindparam("stage_id", type_=stage_moves.c.stage_id.type),
+            bindparam("at", type_=stage_moves.c.at.type),
+            bindparam("author_id", type_=stage_moves.c.author_id.type),
+            bindparam("reason_id", type_=stage_moves.c.reason_id.type),
+            bindparam("comment", type_=stage_moves.c.comment.type),
+        ),
+    )
+    .returning(stage_moves.c.id)
 )
 _ADVANCE_DEAL = (
     update(deals)
@@ -534,64 +575,86 @@ class WorkspaceStore:
             ``expected_version`` is not the deal's version: somebody changed the deal since it was read.
         """
         when = at or _now()
+        args = (deal_id, stage, when, reason, by, comment, pipeline, expected_version, by_id)
+        if self._tx is None and self.engine.dialect.name == "postgresql" and (by_id is not None or not by):
+            # One read and one write statement, each its own transaction: see _MOVE_AND_ADVANCE.
+            with self.engine.connect().execution_options(**one_statement(self.engine)) as conn:
+                return self._write_move(conn, *args, one_write=True)
         with self.transaction() as conn:
-            row = conn.execute(_DEAL_STATE, {"deal_id": deal_id}).one_or_none()
-            if row is None:
-                raise NotFoundError(f"No deal with id {deal_id}. List deals with `voronka funnel` or the board.")
-            version = row.version if expected_version is None else expected_version
-            if version != row.version:
-                raise StaleDealError(
-                    f"Deal {deal_id} changed since you read it (your version {expected_version}, now "
-                    f"{row.version}). Reload the deal and repeat the move if it still makes sense."
-                )
-            if pipeline is None:
-                pipe = self._load_pipeline(conn, row.pipeline_id, row.catalogue_version)
-            else:
-                pipe = self._pipeline(conn, pipeline)
-            dst = pipe.stage(stage)
-            if dst.id == row.stage_id:
-                raise MoveError(f"Deal {deal_id} is already in stage {dst.name!r}; nothing to move.")
-            if when < row.stage_since:
-                raise MoveError(
-                    f"Time {_iso(when)} is before the deal's last move at {_iso(row.stage_since)}; the log "
-                    f"is kept in time order. Give --at on or after {_iso(row.stage_since)}."
-                )
-            reason_id, reason_name = self._reason_for(pipe, dst, reason)
-            author_id = by_id if by_id is not None else self._user_id(conn, by)
-            move_id = conn.execute(
-                _INSERT_MOVE,
-                {
-                    "deal_id": deal_id,
-                    "pipeline_id": pipe.id,
-                    "from_stage_id": row.stage_id,
-                    "stage_id": dst.id,
-                    "at": when,
-                    "author_id": author_id,
-                    "reason_id": reason_id,
-                    "comment": comment,
-                },
-            ).inserted_primary_key[0]
-            done = conn.execute(
-                _ADVANCE_DEAL,
-                {"b_deal": deal_id, "b_version": version, "b_pipeline": pipe.id, "b_stage": dst.id, "b_at": when},
+            return self._write_move(conn, *args, one_write=False)
+
+    def _write_move(
+        self,
+        conn: Connection,
+        deal_id: int,
+        stage: str | int,
+        when: datetime,
+        reason: str | None,
+        by: str | None,
+        comment: str | None,
+        pipeline: str | int | None,
+        expected_version: int | None,
+        by_id: int | None,
+        *,
+        one_write: bool,
+    ) -> StageMove:
+        row = conn.execute(_DEAL_STATE, {"deal_id": deal_id}).one_or_none()
+        if row is None:
+            raise NotFoundError(f"No deal with id {deal_id}. List deals with `voronka funnel` or the board.")
+        version = row.version if expected_version is None else expected_version
+        if version != row.version:
+            raise StaleDealError(
+                f"Deal {deal_id} changed since you read it (your version {expected_version}, now "
+                f"{row.version}). Reload the deal and repeat the move if it still makes sense."
             )
-            if done.rowcount != 1:
-                raise StaleDealError(
-                    f"Deal {deal_id} was changed by someone else while this move was being written; "
-                    f"nothing was saved. Reload the deal and repeat the move."
-                )
-            # What was written, as reading it back would give it (times in UTC), without the read.
-            return StageMove(
-                int(move_id),
-                deal_id,
-                pipe.id,
-                row.stage_id,
-                dst.id,
-                when.astimezone(UTC),
-                by.strip() if author_id is not None and by else None,
-                reason_name,
-                comment,
+        if pipeline is None:
+            pipe = self._load_pipeline(conn, row.pipeline_id, row.catalogue_version)
+        else:
+            pipe = self._pipeline(conn, pipeline)
+        dst = pipe.stage(stage)
+        if dst.id == row.stage_id:
+            raise MoveError(f"Deal {deal_id} is already in stage {dst.name!r}; nothing to move.")
+        if when < row.stage_since:
+            raise MoveError(
+                f"Time {_iso(when)} is before the deal's last move at {_iso(row.stage_since)}; the log "
+                f"is kept in time order. Give --at on or after {_iso(row.stage_since)}."
             )
+        reason_id, reason_name = self._reason_for(pipe, dst, reason)
+        author_id = by_id if by_id is not None else self._user_id(conn, by)
+        move = {
+            "deal_id": deal_id,
+            "pipeline_id": pipe.id,
+            "from_stage_id": row.stage_id,
+            "stage_id": dst.id,
+            "at": when,
+            "author_id": author_id,
+            "reason_id": reason_id,
+            "comment": comment,
+        }
+        advance = {"b_deal": deal_id, "b_version": version, "b_pipeline": pipe.id, "b_stage": dst.id, "b_at": when}
+        if one_write:
+            move_id = conn.execute(_MOVE_AND_ADVANCE, {**move, **advance}).scalar()
+            advanced = move_id is not None
+        else:
+            move_id = conn.execute(_INSERT_MOVE, move).inserted_primary_key[0]
+            advanced = conn.execute(_ADVANCE_DEAL, advance).rowcount == 1
+        if not advanced:
+            raise StaleDealError(
+                f"Deal {deal_id} was changed by someone else while this move was being written; "
+                f"nothing was saved. Reload the deal and repeat the move."
+            )
+        # What was written, as reading it back would give it (times in UTC), without the read.
+        return StageMove(
+            int(move_id),
+            deal_id,
+            pipe.id,
+            row.stage_id,
+            dst.id,
+            when.astimezone(UTC),
+            by.strip() if author_id is not None and by else None,
+            reason_name,
+            comment,
+        )
 
     def update_deal(self, deal_id: int, *, expected_version: int, **fields: Any) -> Deal:
         """Change a deal's fields (title, owner, amount, currency, source, segment, custom), checked."""
