@@ -75,3 +75,9 @@ def test_every_write_gives_the_lock_back(sqlite_url: str) -> None:
         assert lock._depth == 0
     finally:
         ws.close()
+
+
+def test_a_lock_file_that_cannot_be_opened_leaves_the_writes_to_sqlite(tmp_path: Path) -> None:
+    lock = WriterLock(str(tmp_path / "no-such-folder" / "voronka.db-writer"))
+    assert not lock.acquire()  # not taken, at once, and no error: SQLite's own locking keeps writers apart
+    assert lock.patience == 0.0

@@ -87,7 +87,11 @@ class WriterLock:
         with self._mutex:
             if self._depth == 0:
                 if self._fd is None:
-                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                    try:
+                        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                    except OSError:  # a folder or a lock file this user may not write: SQLite's locking alone
+                        self.patience = 0.0
+                        return False
                 try:
                     fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
