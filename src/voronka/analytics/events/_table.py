@@ -12,9 +12,9 @@ bucket's table is probed while it is in cache.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from voronka.analytics.events._bits import FIRST_TOUCH, IN_RANGE
+from voronka.analytics.events._jit import kernel
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -23,7 +23,7 @@ KEY, FIRST_T, FIRST_C, META = 0, 1, 2, 3  # the columns of a slot
 _NEVER = np.iinfo(np.int64).max
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _hash(key):
     """SplitMix64's finalizer: every bit of the result depends on every bit of the key."""
     h = np.uint64(key)
@@ -32,7 +32,7 @@ def _hash(key):
     return h ^ (h >> np.uint64(31))
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def bucket_order(ent, ts, mask, code, bits, into, bucket):
     """Copy the rows into ``into`` = (entity, time, mask, code) in bucket order (a counting sort by bucket); return
     where each bucket starts. ``bucket`` is scratch; both are at least as long as the batch and reused."""
@@ -58,12 +58,12 @@ def bucket_order(ent, ts, mask, code, bits, into, bucket):
     return starts
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _bucket(h, bits):
     return np.int64(h >> np.uint64(64 - bits)) if bits > 0 else 0
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def ingest(ent, ts, mask, code, starts, b0, j0, table, out, kept, count_attempts, start_bits):
     """Enter rows ``j0:`` (in bucket order; buckets from ``b0`` on) into the tables; copy the kept rows to ``out``.
 
@@ -125,7 +125,7 @@ def ingest(ent, ts, mask, code, starts, b0, j0, table, out, kept, count_attempts
     return -1, -1
 
 
-@njit(cache=True)
+@kernel
 def grow(table, slots2):
     """The same tables in ``slots2`` (empty slots, a power of two a bucket); local ids stay as they are."""
     slots, count, units = table
@@ -143,7 +143,7 @@ def grow(table, slots2):
     return slots2, count, units
 
 
-@njit(cache=True)
+@kernel
 def entities(slots, b, cap, n):
     """Bucket b's entities by local id: their keys, first-touch codes, and whether they may start an attempt."""
     keys = np.empty(n, np.int64)
