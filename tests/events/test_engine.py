@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,3 +74,39 @@ def test_a_fresh_process_runs_the_engine_and_keeps_scipy_whole() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.split() == ["[2,", "1]", "6.0"]
+
+
+def test_a_cached_kernel_loads_without_numbas_compiler_and_a_miss_still_compiles(tmp_path: Path) -> None:
+    # _jit.kernel: the first process compiles (a cache miss: Numba's full set-up), the next loads the machine code
+    # with only the runtime initialised; both compute the same. `numba.typed.typeddict` is one of the modules only
+    # the compiler's set-up imports.
+    (tmp_path / "jitmod.py").write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+            from voronka.analytics.events._jit import kernel
+
+            @kernel
+            def order(a):
+                out = np.empty(len(a), np.int64)  # the runtime allocates
+                out[:] = np.argsort(a, kind="mergesort")
+                return out
+            """
+        )
+    )
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import jitmod
+        print(jitmod.order(np.array([3, 1, 2])).tolist(), "numba.typed.typeddict" in sys.modules)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True, env=env
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    assert runs == [["[1,", "2,", "0]", "True"], ["[1,", "2,", "0]", "False"]]

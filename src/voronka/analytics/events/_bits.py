@@ -9,3 +9,10 @@ EXCL_BITS = 0xFF << EXCL_SHIFT
 MISSING = -(2**63)  # a step not reached
 ORDERED, STRICT, ANY = 0, 1, 2
 FIRST, LAST, AT_STEP = 0, 1, 2
+
+# The rule of ``_table.bucket_order_events`` (an int64 array; ``engine.event_rule`` builds it): what a row's event
+# value and time mean when the compiled pass makes the masks.
+R_STRICT_ALL, R_FIRST_TOUCH, R_HAS_START, R_START, R_HAS_END, R_END, R_PRUNE_START, R_LIMIT_KIND, R_LIMIT = range(9)
+R_LUT_LOW = 9  # the event value at lut[1]
+R_SIZE = 10
+KEEP = 1 << 30  # in the lookup table of event values: a row with this value can matter (step, exclusion, tracked)

@@ -13,7 +13,7 @@ An entity's rows are ordered by (time, lowest matched step, mask, code): equal t
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from voronka.analytics.events._bits import (
     ANY,
@@ -26,12 +26,13 @@ from voronka.analytics.events._bits import (
     STEP_BITS,
     STRICT,
 )
+from voronka.analytics.events._jit import kernel
 from voronka.analytics.events._table import entities
 
 _SMALL = 32  # entities with at most this many rows are ordered by insertion
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _lowest(m):
     for k in range(16):
         if (m >> k) & 1:
@@ -39,7 +40,7 @@ def _lowest(m):
     return 16
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _before(k1, m1, c1, k2, m2, c2):
     if k1 != k2:
         return k1 < k2
@@ -48,7 +49,7 @@ def _before(k1, m1, c1, k2, m2, c2):
     return c1 < c2
 
 
-@njit(cache=True)
+@kernel
 def _order(key, ts, mask, code, lo, hi):
     """Order rows lo..hi by (key, mask, code) in place, key = time * 32 + lowest step."""
     if hi - lo > _SMALL:
@@ -67,7 +68,7 @@ def _order(key, ts, mask, code, lo, hi):
         key[j + 1], ts[j + 1], mask[j + 1], code[j + 1] = k, t, m, c
 
 
-@njit(cache=True)
+@kernel
 def _group(lid, ts, mask, code, boffs, b, ne):
     """Bucket b's rows (spread over the batches) grouped by entity: (start per local id, key, time, mask, code)."""
     start = np.zeros(ne + 1, np.int64)
@@ -94,7 +95,7 @@ def _group(lid, ts, mask, code, boffs, b, ne):
     return start, key, t, m, c
 
 
-@njit(cache=True)
+@kernel
 def _effective(mask, lo, hi, first_only, eff):
     """Step bits of each row after 'first time only': a flagged step keeps only the entity's first matching row."""
     seen = 0
@@ -106,13 +107,13 @@ def _effective(mask, lo, hi, first_only, eff):
         eff[r - lo] = m & ~drop
 
 
-@njit(cache=True)
+@kernel
 def _gap_ok(k, t, last, within, gap):
     d = t - last
     return d >= gap[k] and (within[k] < 0 or d <= within[k])
 
 
-@njit(cache=True)
+@kernel
 def _excl_hits(m, level, ex_after, ex_before):
     """Whether an exclusion row breaks an attempt that has reached ``level`` steps (1-based counts)."""
     ex = (m & EXCL_BITS) >> EXCL_SHIFT
@@ -122,7 +123,7 @@ def _excl_hits(m, level, ex_after, ex_before):
     return False
 
 
-@njit(cache=True)
+@kernel
 def _walk_entities(ts, eff, code, lo, hi, n, p, state, path, pcode, best_t, best_c):
     """Latest-entry walk of one entity (ordered or strict). Returns (steps reached, removed by an exclusion)."""
     window, within, gap, mode, ex_after, ex_before, remove = p
@@ -182,7 +183,7 @@ def _walk_entities(ts, eff, code, lo, hi, n, p, state, path, pcode, best_t, best
     return best, removed
 
 
-@njit(cache=True)
+@kernel
 def _walk_attempt(ts, eff, code, i, lo, hi, n, p, best_t, best_c):
     """Follow the attempt started by row ``i`` on its own, taking the first usable row for each next step."""
     window, within, gap, mode, ex_after, ex_before, remove = p
@@ -211,7 +212,7 @@ def _walk_attempt(ts, eff, code, i, lo, hi, n, p, best_t, best_c):
     return level, False
 
 
-@njit(cache=True)
+@kernel
 def _walk_any(ts, eff, lo, hi, n, window, best_t):
     """Mode any: the most distinct steps (each row counting for its lowest step) within a window from any start."""
     best = 0
@@ -240,7 +241,7 @@ def _walk_any(ts, eff, lo, hi, n, window, best_t):
     return best
 
 
-@njit(cache=True)
+@kernel
 def _attributed(best, best_c, ftcode, attribution, attr_step):
     if attribution == FIRST:
         return ftcode
@@ -249,7 +250,7 @@ def _attributed(best, best_c, ftcode, attribution, attr_step):
     return best_c[attr_step] if best > attr_step else -1
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def funnel(lid, ts, mask, code, boffs, table, unit_offs, n, p, first_only, count_attempts, attribution, attr_step, out):
     """Group, order and walk every entity of every bucket; write one unit per entity (or per attempt) into ``out``.
 

@@ -12,9 +12,26 @@ bucket's table is probed while it is in cache.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from voronka.analytics.events._bits import FIRST_TOUCH, IN_RANGE
+from voronka.analytics.events._bits import (
+    EXCL_BITS,
+    FIRST_TOUCH,
+    IN_RANGE,
+    KEEP,
+    R_END,
+    R_FIRST_TOUCH,
+    R_HAS_END,
+    R_HAS_START,
+    R_LIMIT,
+    R_LIMIT_KIND,
+    R_LUT_LOW,
+    R_PRUNE_START,
+    R_START,
+    R_STRICT_ALL,
+    STEP_BITS,
+    TRACKED,
+)
+from voronka.analytics.events._jit import kernel
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -23,7 +40,7 @@ KEY, FIRST_T, FIRST_C, META = 0, 1, 2, 3  # the columns of a slot
 _NEVER = np.iinfo(np.int64).max
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _hash(key):
     """SplitMix64's finalizer: every bit of the result depends on every bit of the key."""
     h = np.uint64(key)
@@ -32,10 +49,13 @@ def _hash(key):
     return h ^ (h >> np.uint64(31))
 
 
-@njit(cache=True, nogil=True)
-def bucket_order(ent, ts, mask, code, bits, into, bucket):
-    """Copy the rows into ``into`` = (entity, time, mask, code) in bucket order (a counting sort by bucket); return
-    where each bucket starts. ``bucket`` is scratch; both are at least as long as the batch and reused."""
+@kernel(nogil=True)
+def bucket_order(ent, ts, mask, code, bits, rec, bucket):
+    """Copy the rows into ``rec`` in bucket order (a counting sort by bucket); return where each bucket starts.
+
+    A row of ``rec`` is three int64: entity key, time, and mask << 32 | code (one record written per row: four
+    separate columns made the scatter twice as slow with 256 buckets). ``bucket`` is scratch; both are at least as
+    long as the batch and reused."""
     n = len(ent)
     nb = 1 << bits
     starts = np.zeros(nb + 1, np.int64)
@@ -46,49 +66,123 @@ def bucket_order(ent, ts, mask, code, bits, into, bucket):
     for b in range(nb):
         starts[b + 1] += starts[b]
     pos = starts[:-1].copy()
-    e2, t2, m2, c2 = into
     for i in range(n):
         b = bucket[i]
         o = pos[b]
         pos[b] = o + 1
-        e2[o] = ent[i]
-        t2[o] = ts[i]
-        m2[o] = mask[i]
-        c2[o] = code[i]
+        rec[o, 0] = ent[i]
+        rec[o, 1] = ts[i]
+        rec[o, 2] = _pack(mask[i], code[i])
     return starts
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
+def _pack(m, c):
+    return (np.int64(m) << 32) | (np.int64(c) & 0xFFFFFFFF)
+
+
+@kernel(inline="always")
+def _event_mask(v, t, lut, low, top, rule):
+    """A row's mask (``sql.mask_sql``) and whether it can matter (``sql.prune_sql``), from its event and time.
+
+    ``rule`` is ``bucket_order_events``'s unpacked into a tuple (read from an array in the loop, it made the loop
+    three times slower)."""
+    strict_all, has_start, start, has_end, end, prune_start, kind, limit = rule
+    # lut[0] and lut[top] are 0: every value below / above the table's span lands there (no branch).
+    vb = lut[min(max(v - low + 1, 0), top)]
+    m = (vb & (STEP_BITS | EXCL_BITS)) | TRACKED
+    if (not has_start or t >= start) and (not has_end or t < end):
+        m |= IN_RANGE
+    keep = strict_all or (vb & KEEP) != 0
+    if prune_start and t < start:
+        keep = False
+    if (kind == 1 and t >= limit) or (kind == 2 and t > limit):
+        keep = False
+    return m, keep
+
+
+@kernel(nogil=True)
+def bucket_order_events(ent, ts, ev, code, bits, rec, bucket, lut, rule):
+    """``bucket_order`` for a log whose steps and exclusions are plain event values: each row's mask is made here
+    from its event value and time (what ``sql.mask_sql`` and ``sql.prune_sql`` say in SQL), and rows that cannot
+    matter are left out. ``lut[1 + v - rule[R_LUT_LOW]]`` holds the step and exclusion bits of event value v and
+    ``KEEP``; ``rule`` the mode, the date range and the time limits (``R_*``)."""
+    n = len(ent)
+    nb = 1 << bits
+    low, top = rule[R_LUT_LOW], len(lut) - 1
+    first_touch = rule[R_FIRST_TOUCH] != 0
+    r = (
+        rule[R_STRICT_ALL] != 0,
+        rule[R_HAS_START] != 0,
+        rule[R_START],
+        rule[R_HAS_END] != 0,
+        rule[R_END],
+        rule[R_PRUNE_START] != 0,
+        rule[R_LIMIT_KIND],
+        rule[R_LIMIT],
+    )
+    starts = np.zeros(nb + 1, np.int64)
+    for i in range(n):
+        if not first_touch:  # with first touch every row counts
+            m, keep = _event_mask(ev[i], ts[i], lut, low, top, r)
+            if not keep:
+                bucket[i] = -1
+                continue
+        b = _bucket(_hash(ent[i]), bits)
+        bucket[i] = b
+        starts[b + 1] += 1
+    for b in range(nb):
+        starts[b + 1] += starts[b]
+    pos = starts[:-1].copy()
+    for i in range(n):
+        b = bucket[i]
+        if b < 0:
+            continue
+        o = pos[b]
+        pos[b] = o + 1
+        t = ts[i]
+        m, keep = _event_mask(ev[i], t, lut, low, top, r)
+        if first_touch:
+            m = (m if keep else 0) | FIRST_TOUCH
+        rec[o, 0] = ent[i]
+        rec[o, 1] = t
+        rec[o, 2] = _pack(m, code[i])
+    return starts
+
+
+@kernel(inline="always")
 def _bucket(h, bits):
     return np.int64(h >> np.uint64(64 - bits)) if bits > 0 else 0
 
 
-@njit(cache=True, nogil=True)
-def ingest(ent, ts, mask, code, starts, b0, j0, table, out, kept, count_attempts, start_bits):
-    """Enter rows ``j0:`` (in bucket order; buckets from ``b0`` on) into the tables; copy the kept rows to ``out``.
+@kernel(nogil=True)
+def ingest(rec, starts, b0, b1, j0, o0, table, out, kept, count_attempts, start_bits):
+    """Enter rows ``j0:`` of ``rec`` (in bucket order) of buckets ``b0:b1`` into the tables; copy the kept rows to
+    ``out`` from ``o0`` on.
 
     ``table`` = (slots, count, units); ``out`` = (local id, time, mask, code). ``kept[b]`` counts bucket b's rows
     written to ``out`` by this batch, ``units[b]`` the units bucket b will yield at most: its attempts, or its
-    entities with a row that may start one (in the date range, matching a step in ``start_bits``). Returns (-1, -1)
-    when done, or the (bucket, row) to resume from once the tables have grown.
+    entities with a row that may start one (in the date range, matching a step in ``start_bits``). Returns
+    (-1, -1, end of the rows written) when done, or the (bucket, row, out position) to resume from once the tables
+    have grown. Calls on disjoint bucket ranges touch disjoint slots and counts: they may run at once.
     """
     slots, count, units = table
     o_lid, o_t, o_m, o_c = out
     nb = len(starts) - 1
     cap = len(slots) // nb
     lcap = cap * 3 // 4
-    o = kept.sum()  # buckets after b0 have none yet
+    o = o0
     i = j0
-    for b in range(b0, nb):
+    for b in range(b0, b1):
         base = b * cap
         while i < starts[b + 1]:
-            e = ent[i]
+            e = rec[i, 0]
             s = base + np.int64(_hash(e) & np.uint64(cap - 1))
             while True:
                 meta = slots[s, META]
                 if meta == EMPTY:
                     if count[b] == lcap:
-                        return b, i
+                        return b, i, o
                     slots[s, KEY] = e
                     slots[s, FIRST_T] = _NEVER
                     slots[s, FIRST_C] = -1
@@ -99,9 +193,10 @@ def ingest(ent, ts, mask, code, starts, b0, j0, table, out, kept, count_attempts
                 if slots[s, KEY] == e:
                     break
                 s = base + ((s - base + 1) & (cap - 1))
-            m = mask[i]
-            t = ts[i]
-            c = code[i]
+            t = rec[i, 1]
+            mc = rec[i, 2]
+            m = np.int32(mc >> 32)
+            c = np.int32(mc)
             if m & FIRST_TOUCH:
                 ft = slots[s, FIRST_T]
                 if t < ft or (t == ft and c < slots[s, FIRST_C]):
@@ -122,10 +217,10 @@ def ingest(ent, ts, mask, code, starts, b0, j0, table, out, kept, count_attempts
                     slots[s, META] = meta | 1  # the entity may start an attempt: it gets a unit
                     units[b] += 1
             i += 1
-    return -1, -1
+    return -1, -1, o
 
 
-@njit(cache=True)
+@kernel
 def grow(table, slots2):
     """The same tables in ``slots2`` (empty slots, a power of two a bucket); local ids stay as they are."""
     slots, count, units = table
@@ -143,7 +238,7 @@ def grow(table, slots2):
     return slots2, count, units
 
 
-@njit(cache=True)
+@kernel
 def entities(slots, b, cap, n):
     """Bucket b's entities by local id: their keys, first-touch codes, and whether they may start an attempt."""
     keys = np.empty(n, np.int64)

@@ -10,6 +10,7 @@ import gc
 import queue
 import sys
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -17,26 +18,39 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voronka.analytics.events import _bits as K
-from voronka.analytics.events.query import FunnelQuery, FunnelQueryError, _us
+from voronka.analytics.events.query import FunnelQuery, FunnelQueryError, _us, to_micros
 from voronka.analytics.events.result import FunnelResult, Units, build_result
 from voronka.analytics.events.source import EventSource, _is_store, check_columns, column_types, relation_sql
-from voronka.analytics.events.sql import DUCKDB, is_int, is_numeric, mask_sql, prune_sql, time_us_sql
+from voronka.analytics.events.sql import DUCKDB, base_type, is_int, is_numeric, mask_sql, prune_sql, time_us_sql
 from voronka.analytics.events.stages import crm_union_sql
 
 _SMALL_INT_RANGE = 1 << 16
 _BATCH = 1 << 20  # rows per batch handed from the scan to the compiled pass (DuckDB may hand fewer)
 _MAX_BITS = 8  # 256 buckets: each bucket's table stays in cache while a batch enters it
+_PARALLEL_ROWS = 1 << 16  # a smaller batch enters the table on one thread
 _DTYPES = (np.int64, np.int64, np.int32, np.int32)  # entity key, time µs, mask, code
+_EVENT_DTYPES = (np.int64, np.int64, np.int64, np.int32)  # entity key, time µs, event value, code
 
 
 _kernels_loaded = False
 
 
-def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = None) -> FunnelResult:
+def run_inprocess(
+    source: EventSource,
+    q: FunnelQuery,
+    *,
+    threads: int | None = None,
+    enter_threads: int = 2,
+    event_values: bool = True,
+) -> FunnelResult:
     """Compute the funnel ``q`` over ``source`` in this process.
 
     DuckDB scans with ``threads`` threads, one by default: the entity table takes a core of its own meanwhile
     (measured on two cores: a 10M-event log 10-30% faster than with DuckDB on both, and smaller).
+    ``enter_threads`` threads enter each batch into the entity table (half the buckets each).
+    With ``event_values`` (the default), a log whose event column is an integer and whose steps are plain event
+    values hands the event values over and the compiled pass makes the masks (``EventRule``); otherwise, or with
+    ``event_values=False``, the masks are made in SQL.
     """
     box: dict[str, Any] = {}
     batches: queue.Queue[tuple[NDArray[Any], ...] | None] = queue.Queue(maxsize=2)
@@ -48,11 +62,13 @@ def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = 
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET preserve_insertion_order = false")
             con.execute(f"SET threads = {int(threads or 1)}")
-            sql, box["entity_labels"], box["labels"] = _scan_sql(con, source, q)
+            sql, box["entity_labels"], box["labels"], rule = _scan_sql(con, source, q, event_values)
+            box["rule"] = rule
+            dtypes, fill = (_DTYPES, None) if rule is None else (_EVENT_DTYPES, rule.missing)
             for batch in _arrow_reader(con.sql(sql)):
                 if stop.is_set():
                     break
-                batches.put(tuple(_numpy(batch.column(k), dt) for k, dt in enumerate(_DTYPES)))
+                batches.put(tuple(_numpy(batch.column(k), dt, fill) for k, dt in enumerate(dtypes)))
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
         finally:
@@ -67,9 +83,12 @@ def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = 
     try:
         if not _kernels_loaded:
             _warm_up(q)
-        ingest = Ingest(q)
+        ingest = Ingest(q, enter_threads)
         while (batch := batches.get()) is not None:
-            ingest.add(*batch)
+            if box["rule"] is None:
+                ingest.add(*batch)
+            else:
+                ingest.add_events(*batch, rule=box["rule"])
     finally:
         stop.set()
         while batch is not None:  # this thread failed: unblock the scan
@@ -84,11 +103,18 @@ def run_inprocess(source: EventSource, q: FunnelQuery, *, threads: int | None = 
     return build_result(q, units, box["labels"], "inprocess")
 
 
-def _numpy(col: Any, dtype: Any) -> NDArray[Any]:
-    """An Arrow column without nulls as a NumPy view (``to_numpy`` would import pandas, most of a second)."""
-    if col.null_count or col.type.bit_width != np.dtype(dtype).itemsize * 8:
+def _numpy(col: Any, dtype: Any, fill: int | None = None) -> NDArray[Any]:
+    """An Arrow column as a NumPy view (``to_numpy`` would import pandas, most of a second); nulls become ``fill``
+    (a copy then)."""
+    if col.type.bit_width != np.dtype(dtype).itemsize * 8:
         return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
-    return np.frombuffer(col.buffers()[1], dtype, count=len(col), offset=col.offset * np.dtype(dtype).itemsize)
+    values = np.frombuffer(col.buffers()[1], dtype, count=len(col), offset=col.offset * np.dtype(dtype).itemsize)
+    if col.null_count:
+        if fill is None:
+            raise ValueError("a null where the scan allows none")  # the SQL rules them out
+        bits = np.unpackbits(np.frombuffer(col.buffers()[0], np.uint8), bitorder="little")
+        values = np.where(bits[col.offset : col.offset + len(col)].astype(bool), values, dtype(fill))
+    return values
 
 
 def _arrow_reader(rel: duckdb.DuckDBPyRelation) -> Any:
@@ -97,10 +123,11 @@ def _arrow_reader(rel: duckdb.DuckDBPyRelation) -> Any:
 
 
 def _scan_sql(
-    con: duckdb.DuckDBPyConnection, source: EventSource, q: FunnelQuery
-) -> tuple[str, NDArray[Any] | None, NDArray[Any] | None]:
+    con: duckdb.DuckDBPyConnection, source: EventSource, q: FunnelQuery, event_values: bool = True
+) -> tuple[str, NDArray[Any] | None, NDArray[Any] | None, EventRule | None]:
     """The SQL of the rows the compiled pass needs (entity key, time µs, mask, code), entity labels when the entity
-    column is not an integer, and breakdown labels.
+    column is not an integer, breakdown labels, and the ``EventRule`` when the pass makes the masks itself (the
+    third column is then the event value: every row is handed over, the pass prunes).
 
     A row that can matter for the walk keeps its mask, others get 0; with first-touch attribution every event row
     (not a CRM stage row) also sets ``FIRST_TOUCH``, and only rows with neither are pruned here.
@@ -135,6 +162,13 @@ def _scan_sql(
             raise FunnelQueryError("stages.workspace", "CRM stage steps need a workspace: pass EventSource(crm=ws).")
         inner = crm_union_sql(con, source, q, inner, d.ident)
     tt = "voronka_t"
+    rule = event_rule(q, types[source.event]) if event_values and not stages else None
+    if rule is not None:
+        sql = (
+            f"SELECT {key} AS e, CAST({tt} AS BIGINT) AS t, CAST({d.ident(source.event)} AS BIGINT) AS v, "
+            f"CAST({code} AS INTEGER) AS c FROM {inner} AS base{joins} WHERE {key} IS NOT NULL AND {tt} IS NOT NULL"
+        )
+        return sql, entity_labels, labels, rule
     mask = mask_sql(d, q, source.event, types, tt)
     prune = prune_sql(d, q, source.event, types, tt)
     where = f"{key} IS NOT NULL AND {tt} IS NOT NULL"
@@ -149,7 +183,65 @@ def _scan_sql(
         f"SELECT {key} AS e, CAST({tt} AS BIGINT) AS t, CAST({m} AS INTEGER) AS m, CAST({code} AS INTEGER) AS c "
         f"FROM {inner} AS base{joins} WHERE {where}"
     )
-    return sql, entity_labels, labels
+    return sql, entity_labels, labels, None
+
+
+_INT64_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+_LUT_SPAN = 1 << 16  # event values named by steps further apart than this are matched in SQL
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """How the compiled pass makes a row's mask from its event value and time (``_table.bucket_order_events``):
+    a lookup table of the bits each event value sets, the rule (``_bits.R_*``), and a value no step names (for
+    null events)."""
+
+    lut: NDArray[np.int32]
+    rule: NDArray[np.int64]
+    missing: int
+
+
+def event_rule(q: FunnelQuery, event_type: str) -> EventRule | None:
+    """The ``EventRule`` of ``q`` when the event column is an integer and every step, exclusion and tracked event is
+    a plain integer event value (what ``sql.mask_sql`` and ``sql.prune_sql`` compute then); else None."""
+    if base_type(event_type).upper() not in _INT64_TYPES:
+        return None
+    if any(s.event is None or s.where for s in (*q.step_list, *(e.step for e in q.exclusion_list))):
+        return None
+    bits: dict[int, int] = {}
+    named = [(s.event, 1 << k) for k, s in enumerate(q.step_list)]
+    named += [(e.step.event, 1 << (K.EXCL_SHIFT + i)) for i, e in enumerate(q.exclusion_list)]
+    named += [(name, 0) for name in (q.tracked or ()) if q.mode == "strict"]
+    for name, bit in named:
+        try:
+            v = int(str(name))  # as sql.literal reads a name against a numeric column
+        except ValueError:
+            return None
+        if not -(2**63) <= v < 2**63:
+            return None
+        bits[v] = bits.get(v, 0) | bit | K.KEEP
+    low, high = min(bits), max(bits)
+    if high - low >= _LUT_SPAN:
+        return None
+    lut = np.zeros(high - low + 3, np.int32)  # lut[0] and lut[-1]: every value outside the span
+    for v, b in bits.items():
+        lut[v - low + 1] = b
+    missing = -(2**63)
+    while missing in bits:
+        missing += 1
+    rule = np.zeros(K.R_SIZE, np.int64)
+    rule[K.R_LUT_LOW] = low
+    rule[K.R_STRICT_ALL] = q.mode == "strict" and q.tracked is None
+    rule[K.R_FIRST_TOUCH] = q.by is not None and q.attribution == "first_touch"
+    if q.start is not None:
+        rule[K.R_HAS_START], rule[K.R_START] = 1, to_micros(q.start)
+        rule[K.R_PRUNE_START] = not any(s.first_time for s in q.step_list)
+    if q.end is not None:
+        rule[K.R_HAS_END], rule[K.R_END] = 1, to_micros(q.end)
+        clip = q.after_range == "clip"
+        rule[K.R_LIMIT_KIND] = 1 if clip else 2
+        rule[K.R_LIMIT] = to_micros(q.end) if clip else to_micros(q.end) + q.window_us
+    return EventRule(lut, rule, missing)
 
 
 def _check_times(con: duckdb.DuckDBPyConnection, rel: str, col: str, t: str, sql_type: str) -> None:
@@ -210,11 +302,12 @@ def kernel_params(q: FunnelQuery) -> tuple[Any, ...]:
 def _warm_up(q: FunnelQuery) -> None:
     """Load (or compile) the kernels on a one-row log, so the first real batch runs at once.
 
-    The first time in a process this takes about a second, less with the GC paused and SciPy's BLAS left alone:
-    Numba asks once per process, on first use, whether ``scipy.linalg.cython_blas`` imports (a quarter of a
-    second); the kernels use no BLAS, so that one question is answered "no" (Numba code in this process then has no
-    ``np.dot``; nothing else changes, SciPy included). The objects alive after that first load (Numba's many) are
-    then frozen, so later collections and the exit skip them.
+    The first time in a process this takes about 0.3 s of CPU (Numba's import included): the kernels load from the
+    cache without Numba's compiler set-up (``_jit``), with the GC paused and SciPy's BLAS left alone: Numba asks
+    once per process, on first use, whether ``scipy.linalg.cython_blas`` imports (a quarter of a second); the
+    kernels use no BLAS, so that one question is answered "no" (Numba code in this process then has no ``np.dot``;
+    nothing else changes, SciPy included). The objects alive after that first load (Numba's many) are then frozen,
+    so later collections and the exit skip them.
     """
     first = "voronka.analytics.events._kernel" not in sys.modules
     collecting = gc.isenabled()
@@ -249,16 +342,23 @@ def _load_numba_without_blas() -> None:
 
 
 def _run_one_row(q: FunnelQuery) -> None:
+    from voronka.analytics.events import _table
+
     ingest = Ingest(q)
     ingest.add(*(np.zeros(1, dt) for dt in _DTYPES))
+    rule = event_rule(FunnelQuery(steps=("0",)), "BIGINT")
+    assert rule is not None and ingest.table is not None
+    ingest.add_events(*(np.zeros(1, dt) for dt in _EVENT_DTYPES), rule=rule)
+    _table.grow(ingest.table, _table.new_slots(2 * len(ingest.table[0])))  # loaded now, not in the middle of a scan
     ingest.units()
 
 
 class Ingest:
     """Rows in, units out: batches enter the entity table (``_table``), then ``units`` walks every entity."""
 
-    def __init__(self, q: FunnelQuery) -> None:
+    def __init__(self, q: FunnelQuery, threads: int = 1) -> None:
         self.q = q
+        self.threads = threads  # 2: a batch enters the table on two threads, half the buckets each
         self.table: tuple[NDArray[Any], ...] | None = None
         self.bits = 0
         self.kept: list[tuple[NDArray[Any], ...]] = []  # per batch: local id, time, mask, code
@@ -266,31 +366,91 @@ class Ingest:
         self.scratch: tuple[NDArray[Any], ...] | None = None  # rows in bucket order, kept rows, bucket per row
 
     def add(self, ent: NDArray[Any], ts: NDArray[Any], mask: NDArray[Any], code: NDArray[Any]) -> None:
+        """Enter rows with their masks (made in SQL)."""
         from voronka.analytics.events import _table
 
         ent, ts, mask, code = (_readonly(a, dt) for a, dt in zip((ent, ts, mask, code), _DTYPES, strict=True))
+        rec, bucket = self._prepare(len(ent))
+        self._enter(_table.bucket_order(ent, ts, mask, code, self.bits, rec, bucket))
+
+    def add_events(
+        self, ent: NDArray[Any], ts: NDArray[Any], ev: NDArray[Any], code: NDArray[Any], *, rule: EventRule
+    ) -> None:
+        """Enter rows with their event values: the masks are made on the way (``rule``)."""
+        from voronka.analytics.events import _table
+
+        ent, ts, ev, code = (_readonly(a, dt) for a, dt in zip((ent, ts, ev, code), _EVENT_DTYPES, strict=True))
+        rec, bucket = self._prepare(len(ent))
+        self._enter(_table.bucket_order_events(ent, ts, ev, code, self.bits, rec, bucket, rule.lut, rule.rule))
+
+    def _prepare(self, n: int) -> tuple[NDArray[np.int64], NDArray[np.int16]]:
+        """The scratch for a batch of ``n`` rows: the rows in bucket order (records), the bucket of each row."""
+        from voronka.analytics.events import _table
+
         if self.table is None:
             # A small log (one short batch) gets about 2,000 rows a bucket; a longer one 256 buckets.
-            self.bits = int(np.clip(np.ceil(np.log2(max(len(ent), 1) / 2048)), 0, _MAX_BITS))
+            self.bits = int(np.clip(np.ceil(np.log2(max(n, 1) / 2048)), 0, _MAX_BITS))
             self.table = _table.new_table(self.bits)
-        n = len(ent)
         if self.scratch is None or len(self.scratch[-1]) < n:
             # Reused from batch to batch: fresh pages would cost a fault each (a third of the time).
-            self.scratch = tuple(np.empty(n, dt) for dt in (*_DTYPES, np.int32, *_DTYPES[1:], np.int16))
-        ordered, out, bucket = self.scratch[:4], self.scratch[4:8], self.scratch[8]
-        starts = _table.bucket_order(ent, ts, mask, code, self.bits, ordered, bucket)
-        kept = np.zeros(len(starts) - 1, np.int64)
+            out = (np.empty(n, np.int32), np.empty(n, np.int64), np.empty(n, np.int32), np.empty(n, np.int32))
+            self.scratch = (np.empty((n, 3), np.int64), *out, np.empty(n, np.int16))
+        return self.scratch[0], self.scratch[-1]
+
+    def _enter(self, starts: NDArray[np.int64]) -> None:
+        """Enter the rows ``bucket_order`` left in the scratch into the tables; keep those that matter.
+
+        With two threads and rows enough, each thread enters the rows of half the buckets (disjoint slots and
+        counts); the second half's kept rows are written from where its rows start (the first half's kept rows
+        cannot reach there) and joined to the first half's after."""
+        assert self.scratch is not None
+        rec, out = self.scratch[0], self.scratch[1:5]
+        nb = len(starts) - 1
+        kept = np.zeros(nb, np.int64)
+        n = int(starts[-1])
+        half = int(np.searchsorted(starts, n // 2)) if self.threads > 1 and n >= _PARALLEL_ROWS else nb
+        parts = [(0, half), (half, nb)] if 0 < half < nb else [(0, nb)]
+        # Per part: [bucket to resume from (-1: done), row to resume from, where its kept rows start, end, last bucket]
+        todo = [[b0, int(starts[b0]), int(starts[b0]), int(starts[b0]), b1] for b0, b1 in parts]
+        while True:
+            self._enter_parts(rec, starts, todo, out, kept)
+            if all(t[0] < 0 for t in todo):
+                break
+            self._grow()  # a bucket is three quarters full: every bucket doubles, then the parts resume
+        pieces = [slice(t[2], t[3]) for t in todo]
+        self.kept.append(tuple(np.concatenate([a[p] for p in pieces]) for a in out))
+        self.counts.append(kept)
+
+    def _enter_parts(
+        self, rec: NDArray[np.int64], starts: NDArray[np.int64], todo: list[list[int]], out: Any, kept: Any
+    ) -> None:
+        from voronka.analytics.events import _table
+
         attempts = self.q.count == "attempts"
         start_bits = K.STEP_BITS if self.q.mode == "any" else 1  # in mode any an attempt starts at any step
-        b, j = 0, 0
-        while True:
-            b, j = _table.ingest(*ordered, starts, b, j, self.table, out, kept, attempts, start_bits)
-            if b < 0:
-                break
-            self.table = _table.grow(self.table, _table.new_slots(2 * len(self.table[0])))  # every bucket doubles
-        k = int(kept.sum())
-        self.kept.append(tuple(a[:k].copy() for a in out))
-        self.counts.append(kept)
+
+        def run(t: list[int]) -> None:
+            if t[0] >= 0:
+                args = (self.table, out, kept, attempts, start_bits)
+                t[0], t[1], t[3] = _table.ingest(rec, starts, t[0], t[4], t[1], t[3], *args)
+
+        pending = [t for t in todo if t[0] >= 0]
+        if len(pending) < 2:
+            for t in pending:
+                run(t)
+            return
+        helper = threading.Thread(target=run, args=(pending[1],), name="voronka-events-enter")
+        helper.start()
+        try:
+            run(pending[0])
+        finally:
+            helper.join()
+
+    def _grow(self) -> None:
+        from voronka.analytics.events import _table
+
+        assert self.table is not None
+        self.table = _table.grow(self.table, _table.new_slots(2 * len(self.table[0])))  # every bucket doubles
 
     def units(self) -> Units:
         """Walk every entity (or attempt) of the rows entered so far."""
