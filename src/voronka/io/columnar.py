@@ -63,17 +63,23 @@ def read_columns(table: Table) -> Columns | None:
         return "skip"
 
     raw = table.path.read_bytes()
-    cp1251 = table.encoding == "cp1251"  # parsed as bytes, each column decoded by itself (_from_cp1251)
+    scan = None  # whether UTF-8 text may hide in a Windows-1251 file (mojibake): then each column is looked at
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig", "cp1251"):
+    elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig"):
+        if table.encoding == "cp1251":  # one pass of RE2 over the bytes, beside the transcoding (it lets go of the GIL)
+            pool = ThreadPoolExecutor(1)
+            scan = pool.submit(_may_hide_utf8, raw)
+            pool.shutdown(wait=False)
+        # The whole file transcoded at once (Python's codecs, in C): a Windows-1251 byte is never a delimiter, a
+        # quote or a line break in disguise, so the CSV parses the same.
         try:
             raw = raw.decode(table.encoding or "utf-8").encode("utf-8")
         except UnicodeError:
             return None
     # Whole-file checks first (one pass each); the exact per-column checks run only when these find something.
     nul = b"\x00" in raw
-    kind = pa.binary() if cp1251 else pa.string()
+    kind = pa.string()
     try:
         data = pacsv.read_csv(
             pa.BufferReader(raw),
@@ -90,16 +96,7 @@ def read_columns(table: Table) -> Columns | None:
     # One line per row (and the header): no value holds a line break.
     lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
     multiline = lines != data.num_rows + 1
-    suspects = set(names)  # columns where UTF-8 text may hide in a Windows-1251 file (mojibake)
-    if cp1251:
-        with ThreadPoolExecutor(THREADS) as pool:
-            decoded = list(pool.map(lambda name: _from_cp1251(data.column(name).combine_chunks()), names))
-        if any(d is None for d in decoded):
-            return None
-        data = pa.table({name: d[0] for name, d in zip(names, decoded, strict=True) if d is not None})
-        suspects = {name for name, d in zip(names, decoded, strict=True) if d is not None and d[1]}
-    else:
-        suspects = set()
+    suspects = scan is not None and scan.result()
 
     def trimmed(name: str) -> pa.Array | None:
         col = data.column(name).combine_chunks()
@@ -109,7 +106,7 @@ def read_columns(table: Table) -> Columns | None:
             return None  # line numbers would no longer match rows
         if nul and pc.any(pc.match_substring(col, "\x00")).as_py():
             return None  # NUL characters get their message on the row path
-        if name in suspects and _looks_mojibake(col):
+        if suspects and _looks_mojibake(col):
             return None
         return _empty_as_null(col)
 
@@ -153,45 +150,18 @@ def _may_need_trim(col: pa.Array) -> bool:
     )
 
 
-# UTF-8 bytes beyond the first of each Windows-1251 byte (0x98, undefined there, fails to decode before this counts)
-_CP1251_EXTRA = np.array([len(bytes([b]).decode("cp1251", "replace").encode()) - 1 for b in range(256)], np.uint8)
+# UTF-8 Cyrillic read as Windows-1251 bytes: a lead byte D0 or D1, then a continuation byte 80-BF; a run of two
+# such pairs. Matched as Latin-1 (one byte a character): a superset of _MOJIBAKE, which the columns then decide.
+_UTF8_PAIRS = r"[\xd0\xd1][\x80-\xbf][\xd0\xd1][\x80-\xbf]"
 
 
-def _from_cp1251(col: pa.Array) -> tuple[pa.Array, bool] | None:
-    """A column of Windows-1251 bytes as UTF-8 strings, and whether its text may hide mojibake; None when a
-    byte is not Windows-1251. ASCII columns are the same bytes; few distinct values are decoded once each; the
-    rest is decoded in one piece, the offsets moved by each byte's UTF-8 length."""
-    validity, offsets_buf, data_buf = col.buffers()
-    if data_buf is None or not len(col):
-        return col.cast(pa.string()), False
-    offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
-    data = np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]
-    if not len(data) or data.max() < 0x80:  # a reduction: no temporary array the size of the column
-        return col.view(pa.string()), False
-    try:
-        if len(col.slice(0, 4096).unique()) * 8 < min(len(col), 4096):  # repeated values: decode each once
-            codes = col.dictionary_encode()
-            values = [v.decode("cp1251") for v in codes.dictionary.to_pylist()]
-            decoded = pa.array(values, pa.string()).take(codes.indices)
-            return decoded, any(_MOJIBAKE_RE.search(v) for v in values)
-        text = data.tobytes().decode("cp1251").encode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    # Each value grows by the extra bytes of its characters: summed per value, not as a running total per byte
-    # (fresh memory costs more than arithmetic here).
-    starts = offsets[:-1] - offsets[0]
-    sizes = np.diff(offsets)
-    per_byte = np.zeros(len(data) + 1, np.uint8)  # one more: empty values at the end start past the last byte
-    np.take(_CP1251_EXTRA, data, out=per_byte[:-1])
-    extra = np.add.reduceat(per_byte, starts, dtype=np.int64)
-    extra[sizes == 0] = 0  # reduceat gives an empty value the next value's first byte
-    moved = np.concatenate([[0], np.cumsum(sizes + extra)])
-    if moved[-1] >= 2**31:
-        return None  # past 32-bit offsets: the row reader copes
-    decoded = pa.StringArray.from_buffers(
-        len(col), pa.py_buffer(moved.astype(np.int32)), pa.py_buffer(text), validity, col.null_count
+def _may_hide_utf8(raw: bytes) -> bool:
+    """Whether Windows-1251 bytes may hold UTF-8 Cyrillic text (False for sure; True is only a maybe)."""
+    # The whole file as one Arrow value, without a copy
+    whole = pa.Array.from_buffers(
+        pa.large_binary(), 1, [None, pa.array([0, len(raw)], pa.int64()).buffers()[1], pa.py_buffer(raw)]
     )
-    return decoded, bool(pc.match_substring_regex(_one_string(text), _MOJIBAKE)[0].as_py())
+    return bool(pc.match_substring_regex(whole, _UTF8_PAIRS)[0].as_py())
 
 
 def _empty_as_null(col: pa.Array) -> pa.Array:
@@ -204,13 +174,6 @@ def _empty_as_null(col: pa.Array) -> pa.Array:
     bitmap = valid.buffers()[1] if valid.null_count == 0 else pc.fill_null(valid, False).buffers()[1]
     _, offsets, values = col.buffers()
     return pa.Array.from_buffers(col.type, len(col), [bitmap, offsets, values])
-
-
-def _one_string(raw: bytes) -> pa.Array:
-    """The whole file as one Arrow string, without a copy: for a single regex pass over everything."""
-    return pa.Array.from_buffers(
-        pa.large_string(), 1, [None, pa.array([0, len(raw)], pa.int64()).buffers()[1], pa.py_buffer(raw)]
-    )
 
 
 _MOJIBAKE_RE = re.compile(_MOJIBAKE)
