@@ -1,26 +1,79 @@
-"""The fast reader's Windows-1251 files: transcoded whole, and UTF-8 text hiding in them looked for in one pass."""
+"""The fast reader's Windows-1251 files: transcoded block by block as they parse, UTF-8 text hiding in them looked
+for in one pass over the bytes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pyarrow as pa
 import pytest
 
-from voronka.io.columnar import _MOJIBAKE_RE, _may_hide_utf8
+from voronka.io.columnar import _MOJIBAKE_RE, _count, _may_hide_utf8, read_columns
+from voronka.io.tables import open_table
+
+
+def _may_hide(raw: bytes) -> bool:
+    return _may_hide_utf8(pa.py_buffer(raw))
+
 
 WORDS = ["Сделка №1", "ООО «Клиент»", "", "Переговоры", "€ 5 — ок", "plain ascii", "Ёлка, ёж, Ш", "Р°С"]
 
 
 def test_plain_windows_1251_text_is_no_suspect() -> None:
-    assert not _may_hide_utf8(";".join(WORDS * 1000).encode("cp1251"))
+    assert not _may_hide(";".join(WORDS * 1000).encode("cp1251"))
 
 
 @pytest.mark.parametrize("word", ["Привет", "Ши", "ёж", "Ёлка"])
 def test_utf8_cyrillic_read_as_windows_1251_is_a_suspect(word: str) -> None:
     mixed = ";".join(WORDS).encode("cp1251") + word.encode("utf-8")
-    assert _may_hide_utf8(mixed)
+    assert _may_hide(mixed)
 
 
 @pytest.mark.parametrize("word", ["Привет", "Переговоры", "ООО «Клиент»", "Сделка №1"])
 def test_the_byte_scan_finds_whatever_the_exact_pattern_finds(word: str) -> None:
     """The scan is a superset of the exact check the columns then run: it never misses what that would find."""
     as_cp1251 = word.encode("utf-8").decode("cp1251")
-    assert _MOJIBAKE_RE.search(as_cp1251) is None or _may_hide_utf8(as_cp1251.encode("cp1251"))
+    assert _MOJIBAKE_RE.search(as_cp1251) is None or _may_hide(as_cp1251.encode("cp1251"))
+
+
+@pytest.mark.parametrize("block", [3, 4, 1 << 20])
+def test_bytes_are_counted_across_blocks(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("voronka.io.columnar.BLOCK", block)
+    raw = pa.py_buffer(b"a\nbb\n\nccc\x00\n" * 7)
+    assert _count(raw, b"\n") == 28
+    assert _count(raw, b"\x00", stop_at=1) >= 1
+    assert _count(raw, b"z") == 0
+
+
+def _cp1251_file(tmp_path: Path, lines: list[str], tail: bytes = b"") -> Path:
+    path = tmp_path / "deals.csv"
+    path.write_bytes("\n".join(lines).encode("cp1251") + tail)
+    return path
+
+
+@pytest.mark.parametrize("block", [64, 1 << 22])
+def test_a_windows_1251_file_reads_as_python_decodes_it(
+    block: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transcoded block by block as Arrow parses: the same text whatever the blocks, and the same rows."""
+    monkeypatch.setattr("voronka.io.columnar.MIN_BYTES", 0)
+    monkeypatch.setattr("voronka.io.columnar.BLOCK", block)
+    rows = [[str(i), WORDS[i % len(WORDS)] or "x", f"Этап {i % 3}", "€ — №"] for i in range(500)]
+    path = _cp1251_file(tmp_path, [";".join(["ID", "Название", "Этап", "Заметка"]), *(";".join(r) for r in rows)])
+    table = open_table(path)
+    assert table.encoding == "cp1251"
+    columns = read_columns(table)
+    assert columns is not None
+    assert [columns[i].to_pylist() for i in range(4)] == [list(c) for c in zip(*rows, strict=True)]
+
+
+def test_a_byte_windows_1251_does_not_define_leaves_the_file_to_the_row_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("voronka.io.columnar.MIN_BYTES", 0)
+    monkeypatch.setattr("voronka.io.columnar.BLOCK", 64)
+    lines = ["ID;Название", *(f"{i};Сделка {i}" for i in range(200))]
+    path = _cp1251_file(tmp_path, lines, b"\n201;\x98")
+    table = open_table(path)
+    assert table.encoding == "cp1251"
+    assert read_columns(table) is None

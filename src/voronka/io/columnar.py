@@ -7,6 +7,7 @@ the row reader takes over, so problems are always reported with the exact line, 
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,8 @@ from voronka.io.values import parse_datetime, parse_decimal
 from voronka.store.types import to_micros
 
 MIN_BYTES = 4 << 20  # smaller files are read row by row: the fast path's set-up is not worth it
+BLOCK = 1 << 22  # the CSV parser's block (and the transcoding's): small blocks reuse the same memory
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # the file's pages mapped at once, not faulted in one by one
 THREADS = 2  # columns converted at once (Arrow's kernels run without the GIL)
 _DATE_FORMATS = (
     "%d.%m.%Y %H:%M:%S",
@@ -62,28 +65,36 @@ def read_columns(table: Table) -> Columns | None:
         invalid.append(row)
         return "skip"
 
-    raw = table.path.read_bytes()
+    with table.path.open("rb") as fh:  # mapped, not read: no fresh memory to fault in for the file's bytes
+        mapped = mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
+    raw = pa.py_buffer(mapped)
+    encoding = "utf8"
     scan = None  # whether UTF-8 text may hide in a Windows-1251 file (mojibake): then each column is looked at
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
+    if mapped[:3] == b"\xef\xbb\xbf":
+        raw = raw.slice(3)
+    elif table.encoding == "cp1251":
+        # Arrow transcodes block by block as it parses (Python's codec, in C): no copy of the whole file in
+        # another encoding. A Windows-1251 byte is never a delimiter, a quote or a line break in disguise, so
+        # line breaks and NULs are counted in the bytes. RE2 looks for UTF-8 text meanwhile (it lets go of the GIL).
+        encoding = "cp1251"
+        pool = ThreadPoolExecutor(1)
+        scan = pool.submit(_may_hide_utf8, raw)
+        pool.shutdown(wait=False)
     elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig"):
-        if table.encoding == "cp1251":  # one pass of RE2 over the bytes, beside the transcoding (it lets go of the GIL)
-            pool = ThreadPoolExecutor(1)
-            scan = pool.submit(_may_hide_utf8, raw)
-            pool.shutdown(wait=False)
-        # The whole file transcoded at once (Python's codecs, in C): a Windows-1251 byte is never a delimiter, a
-        # quote or a line break in disguise, so the CSV parses the same.
         try:
-            raw = raw.decode(table.encoding or "utf-8").encode("utf-8")
+            raw = pa.py_buffer(mapped[:].decode(table.encoding or "utf-8").encode("utf-8"))
         except UnicodeError:
             return None
     # Whole-file checks first (one pass each); the exact per-column checks run only when these find something.
-    nul = b"\x00" in raw
+    nul = _count(raw, b"\x00", stop_at=1) > 0
     kind = pa.string()
     try:
         data = pacsv.read_csv(
             pa.BufferReader(raw),
-            read_options=pacsv.ReadOptions(encoding="utf8", column_names=names, skip_rows=1, block_size=1 << 24),
+            # One thread: Arrow's threads cost more CPU than they save on two busy cores
+            read_options=pacsv.ReadOptions(
+                encoding=encoding, column_names=names, skip_rows=1, use_threads=False, block_size=BLOCK
+            ),
             parse_options=pacsv.ParseOptions(
                 delimiter=table.delimiter or ",", newlines_in_values=True, invalid_row_handler=on_invalid
             ),
@@ -94,7 +105,7 @@ def read_columns(table: Table) -> Columns | None:
     if invalid:
         return None
     # One line per row (and the header): no value holds a line break.
-    lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+    lines = _count(raw, b"\n") + (0 if raw.size and raw[raw.size - 1] == ord("\n") else 1)
     multiline = lines != data.num_rows + 1
     suspects = scan is not None and scan.result()
 
@@ -155,13 +166,23 @@ def _may_need_trim(col: pa.Array) -> bool:
 _UTF8_PAIRS = r"[\xd0\xd1][\x80-\xbf][\xd0\xd1][\x80-\xbf]"
 
 
-def _may_hide_utf8(raw: bytes) -> bool:
+def _may_hide_utf8(raw: pa.Buffer) -> bool:
     """Whether Windows-1251 bytes may hold UTF-8 Cyrillic text (False for sure; True is only a maybe)."""
     # The whole file as one Arrow value, without a copy
-    whole = pa.Array.from_buffers(
-        pa.large_binary(), 1, [None, pa.array([0, len(raw)], pa.int64()).buffers()[1], pa.py_buffer(raw)]
-    )
+    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.array([0, raw.size], pa.int64()).buffers()[1], raw])
     return bool(pc.match_substring_regex(whole, _UTF8_PAIRS)[0].as_py())
+
+
+def _count(raw: pa.Buffer, byte: bytes, stop_at: int | None = None) -> int:
+    """How many times ``byte`` occurs in ``raw`` (counting stops past ``stop_at``): in slices, so that no copy of
+    the whole buffer is made."""
+    found = 0
+    view = memoryview(raw)
+    for start in range(0, raw.size, BLOCK):
+        found += bytes(view[start : start + BLOCK]).count(byte)
+        if stop_at is not None and found >= stop_at:
+            break
+    return found
 
 
 def _empty_as_null(col: pa.Array) -> pa.Array:
