@@ -198,11 +198,15 @@ def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Itera
     transfer: set[Table] = set()
     cache = None
     if sqlite and expected >= BIG:
-        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-        conn.exec_driver_sql("PRAGMA cache_size=-262144")  # 256 MiB of pages while this load runs
         sizes = {t: conn.scalar(select(func.count()).select_from(t)) or 0 for t in tables}
         if not conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
             transfer = {t for t in tables if not sizes[t]}
+        if len(transfer) < len(tables):
+            # Rows inserted one by one, and indexes sorted, on this connection: 256 MiB of pages while the load
+            # runs. Records transferred as they are need no more than the usual cache: new pages go to the WAL as
+            # they fill, and that memory is used again instead of a quarter GiB of fresh pages.
+            cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            conn.exec_driver_sql("PRAGMA cache_size=-262144")
         if expected > sum(sizes.values()):
             rebuild = [ix for t in tables if t not in transfer for ix in t.indexes]
             for ix in rebuild:
