@@ -3,13 +3,24 @@ for in one pass over the bytes."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from voronka.io.columnar import _MOJIBAKE_RE, _count, _may_hide_utf8, read_columns
+from voronka.io.columnar import (
+    _MOJIBAKE_RE,
+    Doubt,
+    _count,
+    _fixed_width_times,
+    _may_hide_utf8,
+    read_columns,
+    times,
+)
 from voronka.io.tables import open_table
+from voronka.io.values import parse_datetime
+from voronka.store.types import to_micros
 
 
 def _may_hide(raw: bytes) -> bool:
@@ -77,3 +88,46 @@ def test_a_byte_windows_1251_does_not_define_leaves_the_file_to_the_row_reader(
     table = open_table(path)
     assert table.encoding == "cp1251"
     assert read_columns(table) is None
+
+
+def _slow_times(col: pa.Array, monkeypatch: pytest.MonkeyPatch) -> object:
+    with monkeypatch.context() as mp:
+        mp.setattr("voronka.io.columnar._fixed_width_times", lambda _: None)
+        try:
+            return times(col).tolist()
+        except Doubt:
+            return Doubt
+
+
+@pytest.mark.parametrize("width", [10, 16, 19])
+@pytest.mark.parametrize("seed", range(4))
+def test_fixed_width_dates_read_as_strptime_and_the_row_reader_do(
+    width: int, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read as bytes or by the format-by-format path: the same microseconds, and a value that is not a possible
+    date (31.02, 29.02 of a common year, 24:00, a letter) leaves the column to that path."""
+    rng = random.Random(seed)
+    values: list[str | None] = []
+    for _ in range(400):
+        day, month, year = rng.randint(1, 31), rng.randint(1, 12), rng.choice([1900, 1970, 2000, 2024, 2025, 2100])
+        clock = f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
+        text = f"{day:02d}.{month:02d}.{year:04d} {clock}"
+        values.append(text[:width] if rng.random() > 0.1 else None)
+    possible = []
+    for v in values:
+        try:
+            possible.append(v if v is None or parse_datetime(v) else v)
+        except ValueError:
+            possible.append(None)
+    bad = ["31.02.2025 10:00:00", "29.02.2100 10:00:00", "01.13.2025 10:00:00", "00.01.2025 10:00:00", "1a.01.2025"]
+    bad += ["01.01.0000 00:00:00", "01.01.2025 24:00:00", "01.01.2025 23:60:00", "01.01.2025 23:59:60"]
+    columns = [possible, values, *([*possible[:-1], b[:width]] for b in bad)]
+    for column in columns:
+        col = pa.array(column, pa.string())
+        fixed = _fixed_width_times(col)
+        slow = _slow_times(col, monkeypatch)
+        if fixed is not None:
+            assert fixed.tolist() == slow
+            assert fixed.tolist() == [-1 if v is None else to_micros(parse_datetime(v)) for v in column]
+        else:
+            assert column is not possible  # a column of possible dates is always read as bytes

@@ -272,12 +272,75 @@ def _formats_by_use(col: pa.Array) -> list[str]:
     return sorted(_DATE_FORMATS, key=lambda f: -hits[f])
 
 
+# ``dd.mm.yyyy[ hh:mm[:ss]]`` by width: where the digits are (pairs, then the year's last two), and the separators
+_FIXED = {
+    10: ((0, 3, 6, 8), {2: ".", 5: "."}),
+    16: ((0, 3, 6, 8, 11, 14), {2: ".", 5: ".", 10: " ", 13: ":"}),
+    19: ((0, 3, 6, 8, 11, 14, 17), {2: ".", 5: ".", 10: " ", 13: ":", 16: ":"}),
+}
+_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _fixed_width_times(col: pa.Array) -> np.ndarray | None:
+    """Integer microseconds (UTC) when every value is ``dd.mm.yyyy``, ``dd.mm.yyyy hh:mm`` or ``dd.mm.yyyy
+    hh:mm:ss`` with two-digit fields, all of one width, and a possible date and time; else None.
+
+    Such columns (what Russian Excel and CRMs write) are read as a matrix of bytes: digits and separators checked,
+    fields computed, in a few passes of numpy over the column, without strptime.
+    """
+    valid = col.drop_null() if col.null_count else col
+    if not len(valid):
+        return None
+    offsets = np.frombuffer(valid.buffers()[1], np.int32)[valid.offset : valid.offset + len(valid) + 1]
+    width = int(offsets[1] - offsets[0])
+    if width not in _FIXED or int(offsets[-1] - offsets[0]) != width * len(valid):
+        return None
+    if not (np.diff(offsets) == width).all():
+        return None
+    text = np.frombuffer(valid.buffers()[2], np.uint8)[offsets[0] : offsets[-1]].reshape(-1, width)
+    starts, separators = _FIXED[width]
+    if any((text[:, at] != ord(sep)).any() for at, sep in separators.items()):
+        return None
+    pairs = []
+    for at in starts:
+        tens, ones = text[:, at] - np.uint8(48), text[:, at + 1] - np.uint8(48)  # wraps past 9 unless a digit
+        if (tens > 9).any() or (ones > 9).any():
+            return None
+        pairs.append(tens.astype(np.int64) * 10 + ones)
+    day, month, century, year, *clock = pairs
+    year = century * 100 + year
+    hour, minute, second = [*clock, 0, 0, 0][:3]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_ok = (month >= 1) & (month <= 12)
+    last_day = _DAYS[np.where(month_ok, month, 0)] + (leap & (month == 2))
+    if not (month_ok & (day >= 1) & (day <= last_day) & (year >= 1)).all():
+        return None
+    if width > 10 and ((hour > 23) | (minute > 59) | (second > 59)).any():
+        return None
+    # Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    micros = (((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000
+    if not col.null_count:
+        return micros
+    out = np.full(len(col), -1, np.int64)
+    out[np.asarray(pc.is_valid(col), dtype=bool)] = micros
+    return out
+
+
 def times(col: pa.Array) -> np.ndarray:
     """Integer microseconds (UTC) from a column of dates; -1 for empty values.
 
-    Each format is tried only on the values no earlier format parsed. Arrow rolls impossible dates over
-    (31.02 -> 03.03), so a parse that lands on day 1-3 of a month is kept only if it formats back to the input.
+    A column of fixed-width ``dd.mm.yyyy[ hh:mm[:ss]]`` values is read as bytes (``_fixed_width_times``).
+    Otherwise each format is tried only on the values no earlier format parsed. Arrow rolls impossible dates
+    over (31.02 -> 03.03), so a parse that lands on day 1-3 of a month is kept only if it formats back to the input.
     """
+    fixed = _fixed_width_times(col)
+    if fixed is not None:
+        return fixed
     out = np.full(len(col), -1, np.int64)
     todo = np.asarray(pc.is_valid(col), dtype=bool)
     for fmt in _formats_by_use(col):
