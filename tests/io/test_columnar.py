@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from voronka.io.batch import DealColumns
 from voronka.io.columnar import (
     _MOJIBAKE_RE,
     Doubt,
@@ -131,3 +132,22 @@ def test_fixed_width_dates_read_as_strptime_and_the_row_reader_do(
             assert fixed.tolist() == [-1 if v is None else to_micros(parse_datetime(v)) for v in column]
         else:
             assert column is not possible  # a column of possible dates is always read as bytes
+
+
+@pytest.mark.parametrize(
+    ("ids", "unique"),
+    [
+        (["1", "2", "10"], True),
+        (["1", "2", "1"], False),
+        (["007", "7"], True),  # the same number, other texts: decided on the texts
+        (["+7", "7", "7"], False),
+        (["a-1", "b", "a-1"], False),
+        (["a-1", "b"], True),
+        (["1", None, "2"], True),
+        (["1", None, None], False),
+    ],
+)
+def test_duplicate_ids_are_found_whatever_they_look_like(ids: list[str | None], unique: bool) -> None:
+    deals = DealColumns()
+    deals.extend({"external_id": pa.array(ids, pa.string())})
+    assert deals.unique_ids() is unique
