@@ -3,6 +3,7 @@ for in one pass over the bytes."""
 
 from __future__ import annotations
 
+import mmap
 import random
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from voronka.io.columnar import (
     _count,
     _fixed_width_times,
     _may_hide_utf8,
+    _pieces,
     read_columns,
     times,
 )
@@ -151,3 +153,27 @@ def test_duplicate_ids_are_found_whatever_they_look_like(ids: list[str | None], 
     deals = DealColumns()
     deals.extend({"external_id": pa.array(ids, pa.string())})
     assert deals.unique_ids() is unique
+
+
+def test_a_file_without_quotes_is_parsed_in_two_pieces_cut_at_a_line_break(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("voronka.io.columnar.BLOCK", 64)
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(b"\xef\xbb\xbfID;Name\n" + b"".join(b"%d;name %d\n" % (i, i) for i in range(100)))
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_bytes(plain.read_bytes().replace(b"name 50", b'"name 50"'))
+    with plain.open("rb") as fh:
+        mapped = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
+    raw = pa.py_buffer(mapped).slice(3)
+    (first, skip_header), (second, skip_none) = _pieces(raw, mapped)
+    assert (skip_header, skip_none) == (1, 0)
+    assert first.to_pybytes().endswith(b"\n") and first.to_pybytes() + second.to_pybytes() == raw.to_pybytes()
+    with quoted.open("rb") as fh:
+        mapped = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
+    assert len(_pieces(pa.py_buffer(mapped), mapped)) == 1
+    monkeypatch.setattr("voronka.io.columnar.MIN_BYTES", 0)
+    for path in (plain, quoted):
+        columns = read_columns(open_table(path))
+        assert columns is not None
+        assert columns[0].to_pylist() == [str(i) for i in range(100)]

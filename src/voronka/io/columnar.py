@@ -68,6 +68,7 @@ def read_columns(table: Table) -> Columns | None:
     with table.path.open("rb") as fh:  # mapped, not read: no fresh memory to fault in for the file's bytes
         mapped = mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
     raw = pa.py_buffer(mapped)
+    source: mmap.mmap | None = mapped  # what ``raw`` is the end of
     encoding = "utf8"
     scan = None  # whether UTF-8 text may hide in a Windows-1251 file (mojibake): then each column is looked at
     if mapped[:3] == b"\xef\xbb\xbf":
@@ -82,24 +83,31 @@ def read_columns(table: Table) -> Columns | None:
         pool.shutdown(wait=False)
     elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig"):
         try:
-            raw = pa.py_buffer(mapped[:].decode(table.encoding or "utf-8").encode("utf-8"))
+            raw, source = pa.py_buffer(mapped[:].decode(table.encoding or "utf-8").encode("utf-8")), None
         except UnicodeError:
             return None
     # Whole-file checks first (one pass each); the exact per-column checks run only when these find something.
     nul = _count(raw, b"\x00", stop_at=1) > 0
-    kind = pa.string()
-    try:
-        data = pacsv.read_csv(
-            pa.BufferReader(raw),
-            # One thread: Arrow's threads cost more CPU than they save on two busy cores
+
+    def parse(piece: pa.Buffer, skip: int) -> pa.Table:
+        return pacsv.read_csv(
+            pa.BufferReader(piece),
+            # One thread a piece: Arrow's own threads cost more CPU than they save on two busy cores
             read_options=pacsv.ReadOptions(
-                encoding=encoding, column_names=names, skip_rows=1, use_threads=False, block_size=BLOCK
+                encoding=encoding, column_names=names, skip_rows=skip, use_threads=False, block_size=BLOCK
             ),
             parse_options=pacsv.ParseOptions(
                 delimiter=table.delimiter or ",", newlines_in_values=True, invalid_row_handler=on_invalid
             ),
-            convert_options=pacsv.ConvertOptions(column_types={n: kind for n in names}, strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
         )
+
+    try:
+        with ThreadPoolExecutor(THREADS) as pool:
+            parts = [pool.submit(parse, piece, skip) for piece, skip in _pieces(raw, source)]
+            data = pa.concat_tables([part.result() for part in parts])
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     if invalid:
@@ -164,6 +172,21 @@ def _may_need_trim(col: pa.Array) -> bool:
 # UTF-8 Cyrillic read as Windows-1251 bytes: a lead byte D0 or D1, then a continuation byte 80-BF; a run of two
 # such pairs. Matched as Latin-1 (one byte a character): a superset of _MOJIBAKE, which the columns then decide.
 _UTF8_PAIRS = r"[\xd0\xd1][\x80-\xbf][\xd0\xd1][\x80-\xbf]"
+
+
+def _pieces(raw: pa.Buffer, mapped: mmap.mmap | None) -> list[tuple[pa.Buffer, int]]:
+    """The file's bytes (``raw``, the end of ``mapped``) in one piece, or in two cut at a line break near the
+    middle, each parsed by its own thread, when no value can hold a line break: no quote anywhere. Each piece
+    comes with the lines to skip (the header's)."""
+    if mapped is None or raw.size < 4 * BLOCK:
+        return [(raw, 1)]
+    start = mapped.size() - raw.size  # a BOM left out
+    if mapped.find(b'"', start) != -1:
+        return [(raw, 1)]
+    cut = mapped.find(b"\n", start + raw.size // 2) + 1 - start
+    if cut <= 0 or cut >= raw.size:
+        return [(raw, 1)]
+    return [(raw.slice(0, cut), 1), (raw.slice(cut), 0)]
 
 
 def _may_hide_utf8(raw: pa.Buffer) -> bool:
