@@ -107,32 +107,39 @@ def insert_snapshots(
         "snapshot": np.ones(n, np.int64),
     }
     # Every deal's creation move; closed deals enter the first open stage, then move to won or lost. The log is
-    # written in deal order (a closing move right after its deal's creation move), as it is read.
+    # written in deal order (a closing move right after its deal's creation move), as it is read. It is made
+    # while the deals are already being written.
     shut = np.flatnonzero(~is_open)
-    reasons = _reason_ids(col("loss_reason", pa.string()), pair, pipe_of, shut, is_lost)
-    at = np.arange(n) + np.concatenate([[0], np.cumsum(~is_open)[:-1]])  # each creation move's place
-    then = at[shut] + 1  # each closing move's place
     count = n + len(shut)
+    first_move = (conn.scalar(select(func.max(stage_moves.c.id))) or 0) + 1
 
-    def log(opening: np.ndarray | int, closing: np.ndarray | int) -> np.ndarray:
-        out = np.empty(count, np.int64)
-        out[at], out[then] = opening, closing
-        return out
+    def moves() -> pa.Table:
+        reasons = _reason_ids(col("loss_reason", pa.string()), pair, pipe_of, shut, is_lost)
+        at = np.arange(n) + np.concatenate([[0], np.cumsum(~is_open)[:-1]])  # each creation move's place
+        then = at[shut] + 1  # each closing move's place
 
-    author, reason = log(owner_ix, owner_ix[shut]), log(-1, reasons)
-    from_stage = log(-1, first[shut])
-    move_cols = {
-        "id": np.arange(count, dtype=np.int64) + (conn.scalar(select(func.max(stage_moves.c.id))) or 0) + 1,
-        "deal_id": log(ids, ids[shut]),
-        "pipeline_id": log(pid, pid[shut]),
-        "from_stage_id": pa.array(from_stage, mask=from_stage < 0),
-        "stage_id": log(np.where(is_open, sid, first), sid[shut]),
-        "at": log(created, since[shut]),
-        "author_id": pa.array(author, mask=author < 0),
-        "reason_id": pa.array(reason, mask=reason < 0),
-    }
+        def log(opening: np.ndarray | int, closing: np.ndarray | int) -> np.ndarray:
+            out = np.empty(count, np.int64)
+            out[at], out[then] = opening, closing
+            return out
+
+        author, reason = log(owner_ix, owner_ix[shut]), log(-1, reasons)
+        from_stage = log(-1, first[shut])
+        return pa.table(
+            {
+                "id": np.arange(count, dtype=np.int64) + first_move,
+                "deal_id": log(ids, ids[shut]),
+                "pipeline_id": log(pid, pid[shut]),
+                "from_stage_id": pa.array(from_stage, mask=from_stage < 0),
+                "stage_id": log(np.where(is_open, sid, first), sid[shut]),
+                "at": log(created, since[shut]),
+                "author_id": pa.array(author, mask=author < 0),
+                "reason_id": pa.array(reason, mask=reason < 0),
+            }
+        )
+
     with bulk_rows(conn, [deals, stage_moves], n + count) as insert:
-        insert([(deals, pa.table(deal_cols)), (stage_moves, pa.table(move_cols))])
+        insert([(deals, pa.table(deal_cols)), (stage_moves, moves)])
     return count
 
 

@@ -22,8 +22,8 @@ import shutil
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,8 @@ from sqlalchemy import Connection, Table
 from voronka.errors import DanglingReferenceError
 from voronka.store.engine import after_transaction, verified
 
+Rows = pa.Table | Callable[[], pa.Table]  # rows, or a function that makes them when their turn comes
+
 
 @dataclass(frozen=True, slots=True)
 class Shape:
@@ -45,9 +47,13 @@ class Shape:
     indexes: list[str]
 
 
-def copy_rows(conn: Connection, parts: Sequence[tuple[Table, pa.Table]], transfer: Collection[Table]) -> None:
+def copy_rows(conn: Connection, parts: Sequence[tuple[Table, Rows]], transfer: Collection[Table]) -> None:
     """Copy each Arrow table into its workspace table through a scratch file; ``transfer`` names the tables
-    copied record for record (empty, foreign keys off: see the module docstring)."""
+    copied record for record (empty, foreign keys off: see the module docstring).
+
+    A part given as a function is made on this thread when its turn comes, while the parts before it are
+    already being written by the worker threads.
+    """
     shm = Path("/dev/shm")
     folder = Path(tempfile.mkdtemp(prefix="voronka-bulk-", dir=shm if shm.is_dir() else None))
     raw: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
@@ -60,17 +66,20 @@ def copy_rows(conn: Connection, parts: Sequence[tuple[Table, pa.Table]], transfe
         shutil.rmtree(folder, ignore_errors=True)
 
     after_transaction(conn, detach)
-    jobs = []
-    for table, data in parts:
-        s = shape(raw, table.name) if table in transfer else None
-        jobs += [(table, piece, s) for piece in _slices(data, s)]
+    shapes = {table: shape(raw, table.name) if table in transfer else None for table, _ in parts}
+    # With foreign keys checked at the end, in the order the files are done; else parents first, as given.
+    checked = raw.execute("PRAGMA foreign_keys").fetchone()[0]
+    made: list[tuple[Table, pa.Table]] = []
     with ThreadPoolExecutor(max_workers=2) as pool:
-        written = {
-            pool.submit(_scratch, folder / f"{i}.db", data, s): (table, data, s)
-            for i, (table, data, s) in enumerate(jobs)
-        }
-        # With foreign keys checked at the end, in the order the files are done; else parents first, as given.
-        checked = raw.execute("PRAGMA foreign_keys").fetchone()[0]
+        written: dict[Future[Path], tuple[Table, pa.Table, Shape | None]] = {}
+        for table, rows in parts:
+            data = rows() if callable(rows) else rows
+            if not data.num_rows:
+                continue
+            made.append((table, data))
+            for piece in _slices(data, shapes[table]):
+                path = folder / f"{len(written)}.db"
+                written[pool.submit(_scratch, path, piece, shapes[table])] = (table, piece, shapes[table])
         for done in list(written) if checked else as_completed(written):
             table, data, s = written[done]
             scratch = done.result()
@@ -82,9 +91,9 @@ def copy_rows(conn: Connection, parts: Sequence[tuple[Table, pa.Table]], transfe
             else:
                 names = ", ".join(data.column_names)
                 raw.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM {alias}.rows")
-    if not checked and parts and all(table in transfer for table, _ in parts):
-        references_found(raw, parts)
-        verified(conn, {table.name for table, _ in parts}, raw.total_changes)
+    if not checked and made and all(table in transfer for table, _ in made):
+        references_found(raw, made)
+        verified(conn, {table.name for table, _ in made}, raw.total_changes)
 
 
 SLICE_ROWS = 500_000

@@ -14,18 +14,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import pyarrow as pa
 from sqlalchemy import JSON, Connection, Integer, Table, func, select, text
 
 from voronka.domain.deal import ActivityKind
 from voronka.domain.pipeline import Pipeline, StageKind
 from voronka.errors import MoveError
-from voronka.store._sqlite_copy import copy_rows
+from voronka.store._sqlite_copy import Rows, copy_rows
 from voronka.store.schema import activities, deals, loss_reasons, stage_moves
 from voronka.store.types import UTCTime, from_micros
 from voronka.store.workspace import WorkspaceStore
 
-InsertRows = Callable[[Sequence[tuple[Table, pa.Table]]], None]
+InsertRows = Callable[[Sequence[tuple[Table, Rows]]], None]
 BIG = 100_000
 
 
@@ -184,7 +183,8 @@ def _moves(
 @contextmanager
 def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Iterator[InsertRows]:
     """Insert many rows given as Arrow tables in storage form (times as integer microseconds, JSON as text,
-    money as float on SQLite) in the caller's transaction: ``insert([(table, rows), ...])``.
+    money as float on SQLite) in the caller's transaction: ``insert([(table, rows), ...])``; ``rows`` may be a
+    function that makes the table, called when its turn comes (on SQLite, while the tables before it are written).
 
     On SQLite, big loads go through scratch files (:mod:`voronka.store._sqlite_copy`). In a bulk transaction
     (foreign keys checked once before the commit), an empty table gets its rows and index entries copied as
@@ -198,22 +198,29 @@ def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Itera
     transfer: set[Table] = set()
     cache = None
     if sqlite and expected >= BIG:
-        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-        conn.exec_driver_sql("PRAGMA cache_size=-262144")  # 256 MiB of pages while this load runs
         sizes = {t: conn.scalar(select(func.count()).select_from(t)) or 0 for t in tables}
         if not conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
             transfer = {t for t in tables if not sizes[t]}
+        if len(transfer) < len(tables):
+            # Rows inserted one by one, and indexes sorted, on this connection: 256 MiB of pages while the load
+            # runs. Records transferred as they are need no more than the usual cache: new pages go to the WAL as
+            # they fill, and that memory is used again instead of a quarter GiB of fresh pages.
+            cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            conn.exec_driver_sql("PRAGMA cache_size=-262144")
         if expected > sum(sizes.values()):
             rebuild = [ix for t in tables if t not in transfer for ix in t.indexes]
             for ix in rebuild:
                 ix.drop(conn)
 
-    def insert(parts: Sequence[tuple[Table, pa.Table]]) -> None:
-        parts = [(t, d) for t, d in parts if d.num_rows]
-        if sqlite and sum(d.num_rows for _, d in parts) >= BIG:
+    def insert(parts: Sequence[tuple[Table, Rows]]) -> None:
+        # Rows given as a function count as ``expected``: made later, they let the first tables be written sooner
+        if sqlite and sum(expected if callable(d) else d.num_rows for _, d in parts) >= BIG:
             copy_rows(conn, parts, transfer)
             return
-        for table, data in parts:
+        for table, rows in parts:
+            data = rows() if callable(rows) else rows
+            if not data.num_rows:
+                continue
             names = data.column_names
             rows = list(zip(*(c.to_pylist() for c in data.columns), strict=True))
             if sqlite:
