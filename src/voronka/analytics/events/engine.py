@@ -53,7 +53,9 @@ def run_inprocess(
     ``event_values=False``, the masks are made in SQL.
     """
     box: dict[str, Any] = {}
-    batches: queue.Queue[tuple[NDArray[Any], ...] | None] = queue.Queue(maxsize=2)
+    # Four batches may wait: the scan runs on while this thread loads the kernels (about 0.3 s of CPU the first
+    # time in a process; two made the scan wait), at about 30 MB a batch.
+    batches: queue.Queue[tuple[NDArray[Any], ...] | None] = queue.Queue(maxsize=4)
     stop = threading.Event()
 
     def scan() -> None:
