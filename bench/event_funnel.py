@@ -24,7 +24,8 @@ default), entities per step overall and per the entity's first-touch channel (th
 ties to the smallest channel). Each engine runs in a fresh process (``--engine NAME --file F``) that reads the
 file and prints the counts; the parent times the whole process (start-up and imports included) and reads its peak
 resident memory from ``wait4``. One untimed warm-up per engine (page cache, Numba's on-disk cache), then ``--runs``
-timed runs; the median is reported, with the ratio to chDB.
+timed runs; the median is reported, with the ratio to chDB, the median CPU seconds (user + system over all threads:
+on a shared machine the steadier measure) and each run's seconds.
 
 Exit status: non-zero when the engines disagree, or when the Must fails: Voronka's ratio to chDB above 1.0 or its
 peak memory above chDB's, at any size.
@@ -213,8 +214,9 @@ RUNNERS = {"voronka": run_voronka, "chdb": run_chdb, "duckdb": run_duckdb, "pola
 # -- the harness ---------------------------------------------------------------------------------------------
 
 
-def timed_child(engine: str, path: Path) -> tuple[float, float, Counts]:
-    """Run one engine in a fresh process: wall seconds, peak RSS in GiB, counts."""
+def timed_child(engine: str, path: Path) -> tuple[float, float, float, Counts]:
+    """Run one engine in a fresh process: wall seconds, CPU seconds (user + system, all threads), peak RSS in GiB,
+    counts."""
     cmd = [sys.executable, __file__, "--engine", engine, "--file", str(path)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -224,7 +226,7 @@ def timed_child(engine: str, path: Path) -> tuple[float, float, Counts]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise RuntimeError(f"{engine} failed:\n{err.decode()[-3000:]}")
-    return wall, usage.ru_maxrss / 2**20, json.loads(out)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 2**20, json.loads(out)
 
 
 def bench_size(rows: int, seed: int, runs: int, engines: tuple[str, ...]) -> tuple[list[dict[str, Any]], bool]:
@@ -237,13 +239,15 @@ def bench_size(rows: int, seed: int, runs: int, engines: tuple[str, ...]) -> tup
     table, results = [], {}
     for engine in engines:
         timed_child(engine, path)  # warm-up
-        walls, mems = [], []
+        walls, cpus, mems = [], [], []
         for _ in range(runs):
-            wall, mem, counts = timed_child(engine, path)
+            wall, cpu, mem, counts = timed_child(engine, path)
             walls.append(wall)
+            cpus.append(cpu)
             mems.append(mem)
         results[engine] = counts
-        table.append({"engine": engine, "seconds": statistics.median(walls), "peak_gib": max(mems)})
+        row = {"engine": engine, "seconds": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+        table.append(row | {"peak_gib": max(mems), "walls": walls})
     ref = results.get("chdb")
     agree = all(c == ref for c in results.values()) if ref else True
     base = next((r["seconds"] for r in table if r["engine"] == "chdb"), None)
@@ -275,9 +279,13 @@ def main() -> int:
         rows = _parse_size(size)
         table, agree = bench_size(rows, args.seed, args.runs, engines)
         print(f"\n{rows:,} events, median of {args.runs} runs (whole process, from the Parquet file)")
-        print(f"{'engine':<10}{'seconds':>10}{'ratio to chDB':>16}{'peak GiB':>10}")
+        print(f"{'engine':<10}{'seconds':>10}{'ratio to chDB':>16}{'peak GiB':>10}{'CPU s':>8}   runs (s)")
         for r in table:
-            print(f"{r['engine']:<10}{r['seconds']:>10.2f}{r['ratio']:>16.2f}{r['peak_gib']:>10.2f}")
+            runs_s = " ".join(f"{w:.2f}" for w in r["walls"])
+            print(
+                f"{r['engine']:<10}{r['seconds']:>10.2f}{r['ratio']:>16.2f}{r['peak_gib']:>10.2f}{r['cpu_s']:>8.2f}"
+                f"   {runs_s}"
+            )
         print("all engines agree on every cell" if agree else "ENGINES DISAGREE")
         vor = next((r for r in table if r["engine"] == "voronka"), None)
         ch = next((r for r in table if r["engine"] == "chdb"), None)

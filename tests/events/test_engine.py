@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from voronka.analytics.events import EventSource, FunnelQuery, run_funnel
 from voronka.analytics.events import _bits as K
@@ -110,3 +111,24 @@ def test_a_cached_kernel_loads_without_numbas_compiler_and_a_miss_still_compiles
         for _ in range(2)
     ]
     assert runs == [["[1,", "2,", "0]", "True"], ["[1,", "2,", "0]", "False"]]
+
+
+def test_batches_on_two_threads_fill_the_kept_columns_as_one_batch_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many batches of uneven sizes, each split between two threads: the kept columns start at the first batch's
+    # size and double as batches come; the units are those of one batch on one thread.
+    from voronka.analytics.events import engine as E
+
+    q = FunnelQuery(steps=("a", "b", "c"), window="20s", by="channel")
+    rows = _rows(60_000, 5_000, seed=4)
+    only_first_touch = np.random.default_rng(5).random(60_000) < 0.5  # rows entered but not kept: gaps to close
+    rows[2] = np.where(only_first_touch, K.FIRST_TOUCH, rows[2]).astype(np.int32)
+    whole = Ingest(q)
+    whole.add(*rows)
+    monkeypatch.setattr(E, "_PARALLEL_ROWS", 1)
+    pieces = Ingest(q, threads=2)
+    cuts = [0, 9_000, 9_003, 9_010, 12_000, 12_000, 30_000, 60_000]  # the first batch makes 8 buckets
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        pieces.add(*(col[a:b] for col in rows))
+    assert pieces.bits == 3 and pieces.cols is not None and len(pieces.cols[0]) > 9_000  # it grew
+    for x, y in zip(_sorted_units(whole), _sorted_units(pieces), strict=True):
+        np.testing.assert_array_equal(x, y)

@@ -25,11 +25,17 @@ from voronka.analytics.events.sql import DUCKDB, base_type, is_int, is_numeric, 
 from voronka.analytics.events.stages import crm_union_sql
 
 _SMALL_INT_RANGE = 1 << 16
-_BATCH = 1 << 20  # rows per batch handed from the scan to the compiled pass (DuckDB may hand fewer)
+# Rows per batch handed from the scan to the compiled pass (DuckDB may hand fewer). A batch's Arrow buffers are fresh
+# pages when they are big (the kernel zeroes each: 1M-row batches cost a third more page faults and 0.1 GiB more
+# peak at 10M events than 256k-row ones); much smaller batches cost per-batch overhead.
+_BATCH = 1 << 18
 _MAX_BITS = 8  # 256 buckets: each bucket's table stays in cache while a batch enters it
 _PARALLEL_ROWS = 1 << 16  # a smaller batch enters the table on one thread
 _DTYPES = (np.int64, np.int64, np.int32, np.int32)  # entity key, time µs, mask, code
 _EVENT_DTYPES = (np.int64, np.int64, np.int64, np.int32)  # entity key, time µs, event value, code
+_KEPT_DTYPES = (np.int32, np.int64, np.int32, np.int32)  # local id, time µs, mask, code
+_KEPT_RESERVE = 1 << 24  # rows of kept columns reserved at first (address space; pages are touched as filled)
+_KEPT_SMALL = 1 << 16  # a first batch smaller than this reserves only its own rows
 
 
 _kernels_loaded = False
@@ -53,7 +59,9 @@ def run_inprocess(
     ``event_values=False``, the masks are made in SQL.
     """
     box: dict[str, Any] = {}
-    batches: queue.Queue[tuple[NDArray[Any], ...] | None] = queue.Queue(maxsize=2)
+    # Sixteen batches (4M rows, about 110 MB) may wait: the scan runs on while this thread loads the kernels (about
+    # 0.3 s of CPU the first time in a process).
+    batches: queue.Queue[tuple[NDArray[Any], ...] | None] = queue.Queue(maxsize=16)
     stop = threading.Event()
 
     def scan() -> None:
@@ -361,7 +369,10 @@ class Ingest:
         self.threads = threads  # 2: a batch enters the table on two threads, half the buckets each
         self.table: tuple[NDArray[Any], ...] | None = None
         self.bits = 0
-        self.kept: list[tuple[NDArray[Any], ...]] = []  # per batch: local id, time, mask, code
+        # The kept rows (local id, time, mask, code), batch after batch, each batch in bucket order: whole columns
+        # reserved big and filled in place (untouched pages cost nothing; copies and fresh pages per batch did).
+        self.cols: tuple[NDArray[Any], ...] | None = None
+        self.n_kept = 0
         self.counts: list[NDArray[np.int64]] = []  # per batch: kept rows per bucket
         self.scratch: tuple[NDArray[Any], ...] | None = None  # rows in bucket order, kept rows, bucket per row
 
@@ -393,9 +404,25 @@ class Ingest:
             self.table = _table.new_table(self.bits)
         if self.scratch is None or len(self.scratch[-1]) < n:
             # Reused from batch to batch: fresh pages would cost a fault each (a third of the time).
-            out = (np.empty(n, np.int32), np.empty(n, np.int64), np.empty(n, np.int32), np.empty(n, np.int32))
-            self.scratch = (np.empty((n, 3), np.int64), *out, np.empty(n, np.int16))
+            self.scratch = (np.empty((n, 3), np.int64), np.empty(n, np.int16))
+        self._reserve(n)
         return self.scratch[0], self.scratch[-1]
+
+    def _reserve(self, n: int) -> None:
+        """Room in the kept columns for ``n`` more rows: a first batch of a full size reserves 16M rows (320 MB of
+        address space, touched only as rows come); when full, the columns double (one copy)."""
+        need = self.n_kept + n
+        if self.cols is not None and len(self.cols[0]) >= need:
+            return
+        if self.cols is None:
+            cap = need if n < _KEPT_SMALL else max(need, _KEPT_RESERVE)  # a small first batch: a small log
+        else:
+            cap = max(need, 2 * len(self.cols[0]))
+        cols = tuple(np.empty(cap, dt) for dt in _KEPT_DTYPES)
+        if self.cols is not None:
+            for new, old in zip(cols, self.cols, strict=True):
+                new[: self.n_kept] = old[: self.n_kept]
+        self.cols = cols
 
     def _enter(self, starts: NDArray[np.int64]) -> None:
         """Enter the rows ``bucket_order`` left in the scratch into the tables; keep those that matter.
@@ -403,22 +430,26 @@ class Ingest:
         With two threads and rows enough, each thread enters the rows of half the buckets (disjoint slots and
         counts); the second half's kept rows are written from where its rows start (the first half's kept rows
         cannot reach there) and joined to the first half's after."""
-        assert self.scratch is not None
-        rec, out = self.scratch[0], self.scratch[1:5]
+        assert self.scratch is not None and self.cols is not None
+        rec, out, base = self.scratch[0], self.cols, self.n_kept
         nb = len(starts) - 1
         kept = np.zeros(nb, np.int64)
         n = int(starts[-1])
         half = int(np.searchsorted(starts, n // 2)) if self.threads > 1 and n >= _PARALLEL_ROWS else nb
         parts = [(0, half), (half, nb)] if 0 < half < nb else [(0, nb)]
         # Per part: [bucket to resume from (-1: done), row to resume from, where its kept rows start, end, last bucket]
-        todo = [[b0, int(starts[b0]), int(starts[b0]), int(starts[b0]), b1] for b0, b1 in parts]
+        todo = [[b0, int(starts[b0]), base + int(starts[b0]), base + int(starts[b0]), b1] for b0, b1 in parts]
         while True:
             self._enter_parts(rec, starts, todo, out, kept)
             if all(t[0] < 0 for t in todo):
                 break
             self._grow()  # a bucket is three quarters full: every bucket doubles, then the parts resume
-        pieces = [slice(t[2], t[3]) for t in todo]
-        self.kept.append(tuple(np.concatenate([a[p] for p in pieces]) for a in out))
+        end = todo[0][3]
+        for t in todo[1:]:  # the second half's kept rows move down to follow the first half's
+            for a in out:
+                a[end : end + t[3] - t[2]] = a[t[2] : t[3]]
+            end += t[3] - t[2]
+        self.n_kept = end
         self.counts.append(kept)
 
     def _enter_parts(
@@ -461,12 +492,9 @@ class Ingest:
         if self.table is None:
             self.add(*(np.zeros(0, dt) for dt in _DTYPES))
         assert self.table is not None
-        # One column at a time: the batches' pieces of a column are freed as soon as it is whole (peak memory).
-        cols = []
-        for k in range(4):
-            cols.append(np.concatenate([piece[k] for piece in self.kept]))
-            self.kept = [(*piece[:k], None, *piece[k + 1 :]) for piece in self.kept]  # type: ignore[misc]
-        self.kept = []
+        assert self.cols is not None
+        cols = [c[: self.n_kept] for c in self.cols]
+        self.cols = None
         self.scratch = None
         counts = np.array(self.counts, np.int64).reshape(len(self.counts), -1)
         boffs = np.zeros((len(counts), counts.shape[1] + 1), np.int64)  # batch k, bucket b: where its rows start

@@ -147,17 +147,23 @@ def _flat(s: StepStats) -> dict[str, Any]:
 
 
 def step_stats(names: list[str], level: NDArray[np.int8], times: NDArray[np.int64], conf: float) -> list[StepStats]:
-    """Counts, conversions and times per step over the given units (removed ones already dropped)."""
+    """Counts, conversions and times per step over the given units (removed ones already dropped).
+
+    Units in descending level (as ``build_result`` passes them) make the units that reached each step a prefix:
+    slices, not a boolean selection of the times per step."""
     n = len(names)
+    if len(level) > 1 and np.any(level[1:] > level[:-1]):
+        order = np.argsort(-level.astype(np.int64), kind="stable")
+        level, times = level[order], times[order]
     reached = np.array([(level >= k + 1).sum() for k in range(n)], dtype=np.int64)
     prev = np.r_[reached[0], reached[:-1]]
     lo_p, hi_p = wilson_array(reached, prev, conf)
     lo_s, hi_s = wilson_array(reached, np.full(n, reached[0]), conf)
     out = []
     for k in range(n):
-        sel = level >= k + 1
-        from_prev = (times[sel, k] - times[sel, k - 1]) / 1e6 if k else np.zeros(0)
-        from_start = (times[sel, k] - times[sel, 0]) / 1e6 if k else np.zeros(0)
+        r = int(reached[k])  # the units that reached step k + 1 come first
+        from_prev = (times[:r, k] - times[:r, k - 1]) / 1e6 if k else np.zeros(0)
+        from_start = (times[:r, k] - times[:r, 0]) / 1e6 if k else np.zeros(0)
         first = reached[0] > 0
         prev_q, start_q = _q2(from_prev), _q2(from_start)
         out.append(
@@ -227,11 +233,18 @@ def definition_text(q: FunnelQuery) -> str:
 def build_result(q: FunnelQuery, units: Units, labels: NDArray[Any] | None, engine: str) -> FunnelResult:
     """Aggregate units into a :class:`FunnelResult`."""
     keep = units.level != 0
-    units = Units(units.entity[keep], units.level[keep], units.code[keep], units.times[keep])
+    if not keep.all():
+        units = Units(units.entity[keep], units.level[keep], units.code[keep], units.times[keep])
     ok = units.level > 0
+    everyone = bool(ok.all())
     names = [s.label for s in q.step_list]
     conf = q.confidence
-    steps = step_stats(names, units.level[ok], units.times[ok], conf)
+    # Units in descending level (a radix sort of one byte), so step_stats takes prefixes.
+    level, times, codes = (
+        (units.level, units.times, units.code) if everyone else (units.level[ok], units.times[ok], units.code[ok])
+    )
+    down = np.argsort(-level, kind="stable")
+    steps = step_stats(names, level[down], times[down], conf)
     groups: list[BreakdownGroup] = []
     result = FunnelResult(
         steps=steps,
@@ -248,9 +261,7 @@ def build_result(q: FunnelQuery, units: Units, labels: NDArray[Any] | None, engi
         _labels=labels,
     )
     if q.by is not None:
-        codes = units.code[ok]
-        level, times = units.level[ok], units.times[ok]
-        order = np.argsort(codes, kind="stable")
+        order = down[np.argsort(codes[down], kind="stable")]  # by code, descending level within a code
         codes, level, times = codes[order], level[order], times[order]
         cuts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, np.int64)
         bounds = np.r_[cuts, len(codes)]
