@@ -3,6 +3,7 @@ as the row reader reads them, duplicate ids found."""
 
 from __future__ import annotations
 
+import mmap
 import random
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from voronka.io.batch import DealColumns
-from voronka.io.columnar import Doubt, _fixed_width_times, _from_cp1251, read_columns, times
+from voronka.io.columnar import Doubt, _count, _fixed_width_times, _from_cp1251, read_columns, times
 from voronka.io.tables import open_table
 from voronka.io.values import parse_datetime
 from voronka.store.types import to_micros
@@ -134,3 +135,11 @@ def test_duplicate_ids_are_found_whatever_they_look_like(ids: list[str | None], 
     deals = DealColumns()
     deals.extend({"external_id": pa.array(ids, pa.string())})
     assert deals.unique_ids() is unique
+
+
+def test_line_breaks_are_counted_in_a_mapped_file_across_its_slices(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + b"x;y\n" * 3_000_000)  # 12 MiB: three slices
+    with path.open("rb") as fh:
+        mapped = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
+    assert _count(mapped, b"\n", 3) == _count(path.read_bytes(), b"\n", 3) == 3_000_000

@@ -7,6 +7,7 @@ the row reader takes over, so problems are always reported with the exact line, 
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from voronka.io.values import parse_datetime, parse_decimal
 from voronka.store.types import to_micros
 
 MIN_BYTES = 4 << 20  # smaller files are read row by row: the fast path's set-up is not worth it
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # the file's pages mapped at once, not faulted in one by one
 THREADS = 2  # columns converted at once (Arrow's kernels run without the GIL)
 _DATE_FORMATS = (
     "%d.%m.%Y %H:%M:%S",
@@ -62,21 +64,23 @@ def read_columns(table: Table) -> Columns | None:
         invalid.append(row)
         return "skip"
 
-    raw = table.path.read_bytes()
+    with table.path.open("rb") as fh:  # mapped, not read: no fresh memory to fault in for the file's bytes
+        raw: bytes | mmap.mmap = mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
+    start = 0  # past a BOM
     cp1251 = table.encoding == "cp1251"  # parsed as bytes, each column decoded by itself (_from_cp1251)
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
+    if raw[:3] == b"\xef\xbb\xbf":
+        start = 3
     elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig", "cp1251"):
         try:
-            raw = raw.decode(table.encoding or "utf-8").encode("utf-8")
+            raw = raw[:].decode(table.encoding or "utf-8").encode("utf-8")
         except UnicodeError:
             return None
     # Whole-file checks first (one pass each); the exact per-column checks run only when these find something.
-    nul = b"\x00" in raw
+    nul = raw.find(b"\x00", start) != -1
     kind = pa.binary() if cp1251 else pa.string()
     try:
         data = pacsv.read_csv(
-            pa.BufferReader(raw),
+            pa.BufferReader(pa.py_buffer(raw).slice(start)),
             read_options=pacsv.ReadOptions(encoding="utf8", column_names=names, skip_rows=1, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
                 delimiter=table.delimiter or ",", newlines_in_values=True, invalid_row_handler=on_invalid
@@ -88,7 +92,7 @@ def read_columns(table: Table) -> Columns | None:
     if invalid:
         return None
     # One line per row (and the header): no value holds a line break.
-    lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+    lines = _count(raw, b"\n", start) + (0 if raw[-1:] == b"\n" else 1)
     multiline = lines != data.num_rows + 1
     suspects = set(names)  # columns where UTF-8 text may hide in a Windows-1251 file (mojibake)
     if cp1251:
@@ -204,6 +208,13 @@ def _empty_as_null(col: pa.Array) -> pa.Array:
     bitmap = valid.buffers()[1] if valid.null_count == 0 else pc.fill_null(valid, False).buffers()[1]
     _, offsets, values = col.buffers()
     return pa.Array.from_buffers(col.type, len(col), [bitmap, offsets, values])
+
+
+def _count(raw: bytes | mmap.mmap, byte: bytes, start: int) -> int:
+    """How many times ``byte`` occurs in ``raw`` from ``start``: a mapped file in slices of 4 MiB (no copy of it)."""
+    if isinstance(raw, bytes):
+        return raw.count(byte, start)
+    return sum(raw[at : at + (4 << 20)].count(byte) for at in range(start, len(raw), 4 << 20))
 
 
 def _one_string(raw: bytes) -> pa.Array:
