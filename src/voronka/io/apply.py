@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -325,8 +325,8 @@ def _write(store: WorkspaceStore, conn: Connection, batch: ImportBatch, summary:
     bad = _bad(batch)
     pipes = {p.name.casefold(): p for p in store.pipelines()}
     cols = batch.deals.cols
-    keep = (
-        [i for i in range(len(batch.deals)) if batch.deals.ref(i) not in bad] if bad else list(range(len(batch.deals)))
+    keep: Sequence[int] = (
+        [i for i in range(len(batch.deals)) if batch.deals.ref(i) not in bad] if bad else range(len(batch.deals))
     )
     history: dict[str, list[MoveRecord]] = defaultdict(list)
     for m in batch.moves:

@@ -254,8 +254,8 @@ def _read_fast(
     batch.read = n
     batch.deals.extend(
         {
-            "file": [batch.file] * n,
-            "row": list(range(2, n + 2)),
+            "file": pa.repeat(batch.file, n),  # Arrow: lists of a million only if a problem needs a row's place
+            "row": pa.array(np.arange(2, n + 2)),
             "external_id": ext,
             **values,
             "created": pa.array(created),
