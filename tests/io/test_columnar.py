@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from voronka.io.batch import DealColumns
-from voronka.io.columnar import Doubt, _count, _fixed_width_times, _from_cp1251, read_columns, times
+from voronka.io.columnar import Doubt, _count, _fixed_width_times, _from_cp1251, read_columns, small_pages, times
 from voronka.io.tables import open_table
 from voronka.io.values import parse_datetime
 from voronka.store.types import to_micros
@@ -143,3 +143,15 @@ def test_line_breaks_are_counted_in_a_mapped_file_across_its_slices(tmp_path: Pa
     with path.open("rb") as fh:
         mapped = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
     assert _count(mapped, b"\n", 3) == _count(path.read_bytes(), b"\n", 3) == 3_000_000
+
+
+def test_small_pages_turns_numpy_huge_pages_off_and_back() -> None:
+    from numpy._core.multiarray import _set_madvise_hugepage
+
+    before = _set_madvise_hugepage(True)
+    try:
+        with small_pages():
+            assert _set_madvise_hugepage(False) is False  # off inside
+        assert _set_madvise_hugepage(True) is True  # back on after
+    finally:
+        _set_madvise_hugepage(before)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import mmap
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -41,6 +42,27 @@ _PLAIN_NUMBER = r"^[0-9]{1,13}(\.[0-9]{1,4})?$"
 # ("Р«") is too often real text to refuse a row for it.
 _MOJIBAKE_PAIR = "[РС][\u0402-\u040f\u0452-\u045f\u0490\u0491\u00a0-\u00bf\u2013-\u203a\u20ac\u2116\u2122]"
 _MOJIBAKE = f"(?:{_MOJIBAKE_PAIR}){{2}}"
+
+
+try:  # numpy's switch for madvise(MADV_HUGEPAGE) on its big arrays
+    from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - numpy without it
+    _set_madvise_hugepage = None
+
+
+@contextmanager
+def small_pages() -> Iterator[None]:
+    """numpy's big arrays in ordinary pages while this runs. With transparent huge pages on request (``madvise``, as
+    here), each huge page numpy asks for may stall on the kernel compacting memory: a big import spent seconds of
+    system time so (measured in the same conditions: 14.5-17.3 CPU s against 19.0-19.5)."""
+    if _set_madvise_hugepage is None:
+        yield
+        return
+    before = _set_madvise_hugepage(False)
+    try:
+        yield
+    finally:
+        _set_madvise_hugepage(before)
 
 
 class Doubt(Exception):

@@ -150,7 +150,9 @@ def read_deals(
     used = set(cols.columns.values())
     extra = [(i, h) for i, h in enumerate(table.header) if i not in used and h]
     created_default = now or datetime.now(UTC)
-    if _read_fast(batch, table, cols, extra, currency, created_default):
+    with columnar.small_pages():
+        fast = _read_fast(batch, table, cols, extra, currency, created_default)
+    if fast:
         return batch
     keys = _RowKeys()
     for n, cells in table.rows:
