@@ -17,7 +17,6 @@ from sqlalchemy import Connection, func, select
 
 from voronka.domain.pipeline import Pipeline, StageKind, reason_id_of
 from voronka.io.batch import ImportBatch
-from voronka.io.columnar import small_pages
 from voronka.store.bulk import bulk_rows
 from voronka.store.schema import deals, stage_moves
 from voronka.store.workspace import WorkspaceStore
@@ -50,13 +49,6 @@ def insert_snapshots(
     """
     if not rows:
         return 0
-    with small_pages():
-        return _insert(conn, batch, rows, pipes, user_ids)
-
-
-def _insert(
-    conn: Connection, batch: ImportBatch, rows: Sequence[int], pipes: dict[str, Pipeline], user_ids: dict[str, int]
-) -> int:
     cols = batch.deals.cols
     n = len(rows)
     take = None if n == len(batch.deals) else pa.array(rows, pa.int64())
