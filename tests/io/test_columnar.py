@@ -1,5 +1,5 @@
-"""The fast reader's Windows-1251 files: transcoded block by block as they parse, UTF-8 text hiding in them looked
-for in one pass over the bytes."""
+"""The fast reader: Windows-1251 columns decoded as Python decodes them (on each of its three paths), dates read
+as the row reader reads them, duplicate ids found."""
 
 from __future__ import annotations
 
@@ -11,52 +11,40 @@ import pyarrow as pa
 import pytest
 
 from voronka.io.batch import DealColumns
-from voronka.io.columnar import (
-    _MOJIBAKE_RE,
-    Doubt,
-    _count,
-    _fixed_width_times,
-    _may_hide_utf8,
-    _pieces,
-    read_columns,
-    times,
-)
+from voronka.io.columnar import Doubt, _count, _fixed_width_times, _from_cp1251, read_columns, small_pages, times
 from voronka.io.tables import open_table
 from voronka.io.values import parse_datetime
 from voronka.store.types import to_micros
 
-
-def _may_hide(raw: bytes) -> bool:
-    return _may_hide_utf8(pa.py_buffer(raw))
-
-
 WORDS = ["Сделка №1", "ООО «Клиент»", "", "Переговоры", "€ 5 — ок", "plain ascii", "Ёлка, ёж, Ш", "Р°С"]
 
 
-def test_plain_windows_1251_text_is_no_suspect() -> None:
-    assert not _may_hide(";".join(WORDS * 1000).encode("cp1251"))
+@pytest.mark.parametrize(
+    "values",
+    [
+        [f"+7 900 {i:07d}" for i in range(5000)],  # ASCII: the same bytes
+        [WORDS[i % len(WORDS)] for i in range(5000)],  # few distinct values: each decoded once
+        [f"{WORDS[i % len(WORDS)]} {i}" for i in range(5000)],  # all distinct: decoded in one piece
+        ["", *(f"№{i}" if i % 3 else "" for i in range(5000)), ""],  # empty values, at both ends too
+        ["", ""],
+    ],
+    ids=["ascii", "repeated", "distinct", "empty values", "all empty"],
+)
+def test_a_cp1251_column_decodes_as_python_does(values: list[str]) -> None:
+    col = pa.array([v.encode("cp1251") for v in values], pa.binary())
+    decoded = _from_cp1251(col)
+    assert decoded is not None
+    assert decoded[0].to_pylist() == values
+    assert decoded[1] is False  # no UTF-8 text read as Windows-1251 here
 
 
-@pytest.mark.parametrize("word", ["Привет", "Ши", "ёж", "Ёлка"])
-def test_utf8_cyrillic_read_as_windows_1251_is_a_suspect(word: str) -> None:
-    mixed = ";".join(WORDS).encode("cp1251") + word.encode("utf-8")
-    assert _may_hide(mixed)
-
-
-@pytest.mark.parametrize("word", ["Привет", "Переговоры", "ООО «Клиент»", "Сделка №1"])
-def test_the_byte_scan_finds_whatever_the_exact_pattern_finds(word: str) -> None:
-    """The scan is a superset of the exact check the columns then run: it never misses what that would find."""
-    as_cp1251 = word.encode("utf-8").decode("cp1251")
-    assert _MOJIBAKE_RE.search(as_cp1251) is None or _may_hide(as_cp1251.encode("cp1251"))
-
-
-@pytest.mark.parametrize("block", [3, 4, 1 << 20])
-def test_bytes_are_counted_across_blocks(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("voronka.io.columnar.BLOCK", block)
-    raw = pa.py_buffer(b"a\nbb\n\nccc\x00\n" * 7)
-    assert _count(raw, b"\n") == 28
-    assert _count(raw, b"\x00", stop_at=1) >= 1
-    assert _count(raw, b"z") == 0
+@pytest.mark.parametrize("repeat", [1, 5000], ids=["distinct", "repeated"])
+def test_utf8_text_in_a_cp1251_column_is_a_suspect_and_an_undefined_byte_a_refusal(repeat: int) -> None:
+    utf8 = [f"Привет {i % repeat}".encode() for i in range(5000)]  # read as cp1251: "РџСЂРёРІРµС‚"
+    decoded = _from_cp1251(pa.array(utf8, pa.binary()))
+    assert decoded is not None and decoded[1] is True
+    undefined = [b"ok \x98", *[f"v{i % repeat}".encode("cp1251") for i in range(4999)]]
+    assert _from_cp1251(pa.array(undefined, pa.binary())) is None
 
 
 def _cp1251_file(tmp_path: Path, lines: list[str], tail: bytes = b"") -> Path:
@@ -65,13 +53,8 @@ def _cp1251_file(tmp_path: Path, lines: list[str], tail: bytes = b"") -> Path:
     return path
 
 
-@pytest.mark.parametrize("block", [64, 1 << 22])
-def test_a_windows_1251_file_reads_as_python_decodes_it(
-    block: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Transcoded block by block as Arrow parses: the same text whatever the blocks, and the same rows."""
+def test_a_windows_1251_file_reads_as_python_decodes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("voronka.io.columnar.MIN_BYTES", 0)
-    monkeypatch.setattr("voronka.io.columnar.BLOCK", block)
     rows = [[str(i), WORDS[i % len(WORDS)] or "x", f"Этап {i % 3}", "€ — №"] for i in range(500)]
     path = _cp1251_file(tmp_path, [";".join(["ID", "Название", "Этап", "Заметка"]), *(";".join(r) for r in rows)])
     table = open_table(path)
@@ -85,7 +68,6 @@ def test_a_byte_windows_1251_does_not_define_leaves_the_file_to_the_row_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("voronka.io.columnar.MIN_BYTES", 0)
-    monkeypatch.setattr("voronka.io.columnar.BLOCK", 64)
     lines = ["ID;Название", *(f"{i};Сделка {i}" for i in range(200))]
     path = _cp1251_file(tmp_path, lines, b"\n201;\x98")
     table = open_table(path)
@@ -155,25 +137,21 @@ def test_duplicate_ids_are_found_whatever_they_look_like(ids: list[str | None], 
     assert deals.unique_ids() is unique
 
 
-def test_a_file_without_quotes_is_parsed_in_two_pieces_cut_at_a_line_break(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("voronka.io.columnar.BLOCK", 64)
-    plain = tmp_path / "plain.csv"
-    plain.write_bytes(b"\xef\xbb\xbfID;Name\n" + b"".join(b"%d;name %d\n" % (i, i) for i in range(100)))
-    quoted = tmp_path / "quoted.csv"
-    quoted.write_bytes(plain.read_bytes().replace(b"name 50", b'"name 50"'))
-    with plain.open("rb") as fh:
+def test_line_breaks_are_counted_in_a_mapped_file_across_its_slices(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + b"x;y\n" * 3_000_000)  # 12 MiB: three slices
+    with path.open("rb") as fh:
         mapped = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
-    raw = pa.py_buffer(mapped).slice(3)
-    (first, skip_header), (second, skip_none) = _pieces(raw, mapped)
-    assert (skip_header, skip_none) == (1, 0)
-    assert first.to_pybytes().endswith(b"\n") and first.to_pybytes() + second.to_pybytes() == raw.to_pybytes()
-    with quoted.open("rb") as fh:
-        mapped = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
-    assert len(_pieces(pa.py_buffer(mapped), mapped)) == 1
-    monkeypatch.setattr("voronka.io.columnar.MIN_BYTES", 0)
-    for path in (plain, quoted):
-        columns = read_columns(open_table(path))
-        assert columns is not None
-        assert columns[0].to_pylist() == [str(i) for i in range(100)]
+    assert _count(mapped, b"\n", 3) == _count(path.read_bytes(), b"\n", 3) == 3_000_000
+
+
+def test_small_pages_turns_numpy_huge_pages_off_and_back() -> None:
+    from numpy._core.multiarray import _set_madvise_hugepage
+
+    before = _set_madvise_hugepage(True)
+    try:
+        with small_pages():
+            assert _set_madvise_hugepage(False) is False  # off inside
+        assert _set_madvise_hugepage(True) is True  # back on after
+    finally:
+        _set_madvise_hugepage(before)

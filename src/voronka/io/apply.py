@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ from voronka.domain.pipeline import Pipeline, Stage, StageKind, reason_id_of
 from voronka.domain.templates import DEFAULT_LOST, DEFAULT_WON
 from voronka.errors import NotFoundError
 from voronka.io.batch import DealRecord, ImportBatch, MoveRecord, PipelineSpec, RowRef, guess_kind
+from voronka.io.columnar import small_pages
 from voronka.io.problems import ImportRefusedError, Problem
 from voronka.io.snapshots import insert_snapshots
 from voronka.store.bulk import BIG
@@ -104,7 +105,13 @@ def apply_batch(
     now: datetime | None = None,
 ) -> ImportSummary:
     """Write ``batch`` in one transaction; see the module docstring for the rules."""
-    now = now or datetime.now(UTC)
+    with small_pages():  # numpy's big arrays in ordinary pages (see columnar.small_pages)
+        return _apply(store, batch, create_missing, skip_bad_rows, dry_run, now or datetime.now(UTC))
+
+
+def _apply(
+    store: WorkspaceStore, batch: ImportBatch, create_missing: bool, skip_bad_rows: bool, dry_run: bool, now: datetime
+) -> ImportSummary:
     _check_duplicates(batch)
     summary = ImportSummary(read=batch.read, dry_run=dry_run)
     with landing(store, summary, bulk=len(batch.deals) >= BIG) as conn:
@@ -325,8 +332,8 @@ def _write(store: WorkspaceStore, conn: Connection, batch: ImportBatch, summary:
     bad = _bad(batch)
     pipes = {p.name.casefold(): p for p in store.pipelines()}
     cols = batch.deals.cols
-    keep = (
-        [i for i in range(len(batch.deals)) if batch.deals.ref(i) not in bad] if bad else list(range(len(batch.deals)))
+    keep: Sequence[int] = (
+        [i for i in range(len(batch.deals)) if batch.deals.ref(i) not in bad] if bad else range(len(batch.deals))
     )
     history: dict[str, list[MoveRecord]] = defaultdict(list)
     for m in batch.moves:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import mmap
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -25,7 +26,6 @@ from voronka.io.values import parse_datetime, parse_decimal
 from voronka.store.types import to_micros
 
 MIN_BYTES = 4 << 20  # smaller files are read row by row: the fast path's set-up is not worth it
-BLOCK = 1 << 22  # the CSV parser's block (and the transcoding's): small blocks reuse the same memory
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # the file's pages mapped at once, not faulted in one by one
 THREADS = 2  # columns converted at once (Arrow's kernels run without the GIL)
 _DATE_FORMATS = (
@@ -42,6 +42,27 @@ _PLAIN_NUMBER = r"^[0-9]{1,13}(\.[0-9]{1,4})?$"
 # ("Р«") is too often real text to refuse a row for it.
 _MOJIBAKE_PAIR = "[РС][\u0402-\u040f\u0452-\u045f\u0490\u0491\u00a0-\u00bf\u2013-\u203a\u20ac\u2116\u2122]"
 _MOJIBAKE = f"(?:{_MOJIBAKE_PAIR}){{2}}"
+
+
+try:  # numpy's switch for madvise(MADV_HUGEPAGE) on its big arrays
+    from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - numpy without it
+    _set_madvise_hugepage = None
+
+
+@contextmanager
+def small_pages() -> Iterator[None]:
+    """numpy's big arrays in ordinary pages while this runs. With transparent huge pages on request (``madvise``, as
+    here), each huge page numpy asks for may stall on the kernel compacting memory: a big import spent seconds of
+    system time so (measured in the same conditions: 14.5-17.3 CPU s against 19.0-19.5)."""
+    if _set_madvise_hugepage is None:
+        yield
+        return
+    before = _set_madvise_hugepage(False)
+    try:
+        yield
+    finally:
+        _set_madvise_hugepage(before)
 
 
 class Doubt(Exception):
@@ -66,56 +87,45 @@ def read_columns(table: Table) -> Columns | None:
         return "skip"
 
     with table.path.open("rb") as fh:  # mapped, not read: no fresh memory to fault in for the file's bytes
-        mapped = mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
-    raw = pa.py_buffer(mapped)
-    source: mmap.mmap | None = mapped  # what ``raw`` is the end of
-    encoding = "utf8"
-    scan = None  # whether UTF-8 text may hide in a Windows-1251 file (mojibake): then each column is looked at
-    if mapped[:3] == b"\xef\xbb\xbf":
-        raw = raw.slice(3)
-    elif table.encoding == "cp1251":
-        # Arrow transcodes block by block as it parses (Python's codec, in C): no copy of the whole file in
-        # another encoding. A Windows-1251 byte is never a delimiter, a quote or a line break in disguise, so
-        # line breaks and NULs are counted in the bytes. RE2 looks for UTF-8 text meanwhile (it lets go of the GIL).
-        encoding = "cp1251"
-        pool = ThreadPoolExecutor(1)
-        scan = pool.submit(_may_hide_utf8, raw)
-        pool.shutdown(wait=False)
-    elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig"):
+        raw: bytes | mmap.mmap = mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
+    start = 0  # past a BOM
+    cp1251 = table.encoding == "cp1251"  # parsed as bytes, each column decoded by itself (_from_cp1251)
+    if raw[:3] == b"\xef\xbb\xbf":
+        start = 3
+    elif (table.encoding or "utf-8") not in ("utf-8", "utf-8-sig", "cp1251"):
         try:
-            raw, source = pa.py_buffer(mapped[:].decode(table.encoding or "utf-8").encode("utf-8")), None
+            raw = raw[:].decode(table.encoding or "utf-8").encode("utf-8")
         except UnicodeError:
             return None
     # Whole-file checks first (one pass each); the exact per-column checks run only when these find something.
-    nul = _count(raw, b"\x00", stop_at=1) > 0
-
-    def parse(piece: pa.Buffer, skip: int) -> pa.Table:
-        return pacsv.read_csv(
-            pa.BufferReader(piece),
-            # One thread a piece: Arrow's own threads cost more CPU than they save on two busy cores
-            read_options=pacsv.ReadOptions(
-                encoding=encoding, column_names=names, skip_rows=skip, use_threads=False, block_size=BLOCK
-            ),
+    nul = raw.find(b"\x00", start) != -1
+    kind = pa.binary() if cp1251 else pa.string()
+    try:
+        data = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(raw).slice(start)),
+            read_options=pacsv.ReadOptions(encoding="utf8", column_names=names, skip_rows=1, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
                 delimiter=table.delimiter or ",", newlines_in_values=True, invalid_row_handler=on_invalid
             ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
-            ),
+            convert_options=pacsv.ConvertOptions(column_types={n: kind for n in names}, strings_can_be_null=False),
         )
-
-    try:
-        with ThreadPoolExecutor(THREADS) as pool:
-            parts = [pool.submit(parse, piece, skip) for piece, skip in _pieces(raw, source)]
-            data = pa.concat_tables([part.result() for part in parts])
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     if invalid:
         return None
     # One line per row (and the header): no value holds a line break.
-    lines = _count(raw, b"\n") + (0 if raw.size and raw[raw.size - 1] == ord("\n") else 1)
+    lines = _count(raw, b"\n", start) + (0 if raw[-1:] == b"\n" else 1)
     multiline = lines != data.num_rows + 1
-    suspects = scan is not None and scan.result()
+    suspects = set(names)  # columns where UTF-8 text may hide in a Windows-1251 file (mojibake)
+    if cp1251:
+        with ThreadPoolExecutor(THREADS) as pool:
+            decoded = list(pool.map(lambda name: _from_cp1251(data.column(name).combine_chunks()), names))
+        if any(d is None for d in decoded):
+            return None
+        data = pa.table({name: d[0] for name, d in zip(names, decoded, strict=True) if d is not None})
+        suspects = {name for name, d in zip(names, decoded, strict=True) if d is not None and d[1]}
+    else:
+        suspects = set()
 
     def trimmed(name: str) -> pa.Array | None:
         col = data.column(name).combine_chunks()
@@ -125,7 +135,7 @@ def read_columns(table: Table) -> Columns | None:
             return None  # line numbers would no longer match rows
         if nul and pc.any(pc.match_substring(col, "\x00")).as_py():
             return None  # NUL characters get their message on the row path
-        if suspects and _looks_mojibake(col):
+        if name in suspects and _looks_mojibake(col):
             return None
         return _empty_as_null(col)
 
@@ -169,43 +179,45 @@ def _may_need_trim(col: pa.Array) -> bool:
     )
 
 
-# UTF-8 Cyrillic read as Windows-1251 bytes: a lead byte D0 or D1, then a continuation byte 80-BF; a run of two
-# such pairs. Matched as Latin-1 (one byte a character): a superset of _MOJIBAKE, which the columns then decide.
-_UTF8_PAIRS = r"[\xd0\xd1][\x80-\xbf][\xd0\xd1][\x80-\xbf]"
+# UTF-8 bytes beyond the first of each Windows-1251 byte (0x98, undefined there, fails to decode before this counts)
+_CP1251_EXTRA = np.array([len(bytes([b]).decode("cp1251", "replace").encode()) - 1 for b in range(256)], np.uint8)
 
 
-def _pieces(raw: pa.Buffer, mapped: mmap.mmap | None) -> list[tuple[pa.Buffer, int]]:
-    """The file's bytes (``raw``, the end of ``mapped``) in one piece, or in two cut at a line break near the
-    middle, each parsed by its own thread, when no value can hold a line break: no quote anywhere. Each piece
-    comes with the lines to skip (the header's)."""
-    if mapped is None or raw.size < 4 * BLOCK:
-        return [(raw, 1)]
-    start = mapped.size() - raw.size  # a BOM left out
-    if mapped.find(b'"', start) != -1:
-        return [(raw, 1)]
-    cut = mapped.find(b"\n", start + raw.size // 2) + 1 - start
-    if cut <= 0 or cut >= raw.size:
-        return [(raw, 1)]
-    return [(raw.slice(0, cut), 1), (raw.slice(cut), 0)]
-
-
-def _may_hide_utf8(raw: pa.Buffer) -> bool:
-    """Whether Windows-1251 bytes may hold UTF-8 Cyrillic text (False for sure; True is only a maybe)."""
-    # The whole file as one Arrow value, without a copy
-    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.array([0, raw.size], pa.int64()).buffers()[1], raw])
-    return bool(pc.match_substring_regex(whole, _UTF8_PAIRS)[0].as_py())
-
-
-def _count(raw: pa.Buffer, byte: bytes, stop_at: int | None = None) -> int:
-    """How many times ``byte`` occurs in ``raw`` (counting stops past ``stop_at``): in slices, so that no copy of
-    the whole buffer is made."""
-    found = 0
-    view = memoryview(raw)
-    for start in range(0, raw.size, BLOCK):
-        found += bytes(view[start : start + BLOCK]).count(byte)
-        if stop_at is not None and found >= stop_at:
-            break
-    return found
+def _from_cp1251(col: pa.Array) -> tuple[pa.Array, bool] | None:
+    """A column of Windows-1251 bytes as UTF-8 strings, and whether its text may hide mojibake; None when a
+    byte is not Windows-1251. ASCII columns are the same bytes; few distinct values are decoded once each; the
+    rest is decoded in one piece, the offsets moved by each byte's UTF-8 length."""
+    validity, offsets_buf, data_buf = col.buffers()
+    if data_buf is None or not len(col):
+        return col.cast(pa.string()), False
+    offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
+    data = np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]
+    if not len(data) or data.max() < 0x80:  # a reduction: no temporary array the size of the column
+        return col.view(pa.string()), False
+    try:
+        if len(col.slice(0, 4096).unique()) * 8 < min(len(col), 4096):  # repeated values: decode each once
+            codes = col.dictionary_encode()
+            values = [v.decode("cp1251") for v in codes.dictionary.to_pylist()]
+            decoded = pa.array(values, pa.string()).take(codes.indices)
+            return decoded, any(_MOJIBAKE_RE.search(v) for v in values)
+        text = data.tobytes().decode("cp1251").encode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # Each value grows by the extra bytes of its characters: summed per value, not as a running total per byte
+    # (fresh memory costs more than arithmetic here).
+    starts = offsets[:-1] - offsets[0]
+    sizes = np.diff(offsets)
+    per_byte = np.zeros(len(data) + 1, np.uint8)  # one more: empty values at the end start past the last byte
+    np.take(_CP1251_EXTRA, data, out=per_byte[:-1])
+    extra = np.add.reduceat(per_byte, starts, dtype=np.int64)
+    extra[sizes == 0] = 0  # reduceat gives an empty value the next value's first byte
+    moved = np.concatenate([[0], np.cumsum(sizes + extra)])
+    if moved[-1] >= 2**31:
+        return None  # past 32-bit offsets: the row reader copes
+    decoded = pa.StringArray.from_buffers(
+        len(col), pa.py_buffer(moved.astype(np.int32)), pa.py_buffer(text), validity, col.null_count
+    )
+    return decoded, bool(pc.match_substring_regex(_one_string(text), _MOJIBAKE)[0].as_py())
 
 
 def _empty_as_null(col: pa.Array) -> pa.Array:
@@ -218,6 +230,20 @@ def _empty_as_null(col: pa.Array) -> pa.Array:
     bitmap = valid.buffers()[1] if valid.null_count == 0 else pc.fill_null(valid, False).buffers()[1]
     _, offsets, values = col.buffers()
     return pa.Array.from_buffers(col.type, len(col), [bitmap, offsets, values])
+
+
+def _count(raw: bytes | mmap.mmap, byte: bytes, start: int) -> int:
+    """How many times ``byte`` occurs in ``raw`` from ``start``: a mapped file in slices of 4 MiB (no copy of it)."""
+    if isinstance(raw, bytes):
+        return raw.count(byte, start)
+    return sum(raw[at : at + (4 << 20)].count(byte) for at in range(start, len(raw), 4 << 20))
+
+
+def _one_string(raw: bytes) -> pa.Array:
+    """The whole file as one Arrow string, without a copy: for a single regex pass over everything."""
+    return pa.Array.from_buffers(
+        pa.large_string(), 1, [None, pa.array([0, len(raw)], pa.int64()).buffers()[1], pa.py_buffer(raw)]
+    )
 
 
 _MOJIBAKE_RE = re.compile(_MOJIBAKE)

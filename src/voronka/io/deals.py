@@ -150,7 +150,9 @@ def read_deals(
     used = set(cols.columns.values())
     extra = [(i, h) for i, h in enumerate(table.header) if i not in used and h]
     created_default = now or datetime.now(UTC)
-    if _read_fast(batch, table, cols, extra, currency, created_default):
+    with columnar.small_pages():
+        fast = _read_fast(batch, table, cols, extra, currency, created_default)
+    if fast:
         return batch
     keys = _RowKeys()
     for n, cells in table.rows:
@@ -254,8 +256,8 @@ def _read_fast(
     batch.read = n
     batch.deals.extend(
         {
-            "file": [batch.file] * n,
-            "row": list(range(2, n + 2)),
+            "file": pa.repeat(batch.file, n),  # Arrow: lists of a million only if a problem needs a row's place
+            "row": pa.array(np.arange(2, n + 2)),
             "external_id": ext,
             **values,
             "created": pa.array(created),

@@ -7,7 +7,7 @@ A snapshot deal gets its creation move; when it is closed, also the move to won 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ def insert_snapshots(
     store: WorkspaceStore,
     conn: Connection,
     batch: ImportBatch,
-    rows: list[int],
+    rows: Sequence[int],
     pipes: dict[str, Pipeline],
     user_ids: dict[str, int],
 ) -> int:
