@@ -20,7 +20,7 @@ from voronka.analytics.events import engine as E
 from voronka.analytics.events.result import FunnelResult
 
 CODES = {"a": 10, "b": 11, "c": 12, "x": 13, "y": 14}
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def as_codes(log: pd.DataFrame, nulls: list[bool] | None = None) -> pd.DataFrame:
