@@ -83,22 +83,22 @@ _PIPELINE_REASONS = (
     .where(loss_reasons.c.pipeline_id == bindparam("pid"))
     .order_by(loss_reasons.c.id)
 )
-# On PostgreSQL, the write of a move as one statement (its own transaction, in autocommit): the version-checked
-# update of the deal, and the log row inserted only when that update found the deal at the version read. Two
-# round trips a move (this and the read before it) instead of five (BEGIN, read, insert, update, COMMIT); the
-# version check keeps it as safe as one transaction around both.
-_ADVANCED = (
+# The deal follows its move: refused (no row) when somebody changed it since the version read.
+_ADVANCE_DEAL = (
     update(deals)
     .where(deals.c.id == bindparam("b_deal"), deals.c.version == bindparam("b_version"))
     .values(
         pipeline_id=bindparam("b_pipeline"),
         stage_id=bindparam("b_stage"),
-        stage_since=bindparam("b_at", type_=deals.c.stage_since.type),
+        stage_since=bindparam("b_at"),
         version=bindparam("b_version") + 1,
     )
-    .returning(deals.c.id)
-    .cte("advanced")
 )
+# On PostgreSQL, the write of a move as one statement (its own transaction, in autocommit): the version-checked
+# update of the deal, and the log row inserted only when that update found the deal at the version read. Two
+# round trips a move (this and the read before it) instead of five (BEGIN, read, insert, update, COMMIT); the
+# version check keeps it as safe as one transaction around both.
+_ADVANCED = _ADVANCE_DEAL.returning(deals.c.id).cte("advanced")
 _MOVE_AND_ADVANCE = (
     stage_moves.insert()
     .from_select(
@@ -115,16 +115,6 @@ _MOVE_AND_ADVANCE = (
         ),
     )
     .returning(stage_moves.c.id)
-)
-_ADVANCE_DEAL = (
-    update(deals)
-    .where(deals.c.id == bindparam("b_deal"), deals.c.version == bindparam("b_version"))
-    .values(
-        pipeline_id=bindparam("b_pipeline"),
-        stage_id=bindparam("b_stage"),
-        stage_since=bindparam("b_at"),
-        version=bindparam("b_version") + 1,
-    )
 )
 
 
