@@ -157,17 +157,17 @@ def _tune_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    @event.listens_for(engine, "close")
-    def _on_close(_dbapi_conn: Any, record: Any) -> None:
-        if record is not None and _OPEN_ID in record.info:
-            _OPEN[key].discard(record.info.pop(_OPEN_ID))
+    @event.listens_for(engine, "checkin")
+    def _give_back_writer_lock(_dbapi_conn: Any, record: Any) -> None:
+        """The connection is back in the pool (or closed): its writer lock, if it took one, goes back."""
         if record is not None and record.info.pop(_HOLDS_WRITER, False) and lock is not None:
             lock.release()
 
-    @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
-        if record is not None and record.info.pop(_HOLDS_WRITER, False) and lock is not None:
-            lock.release()
+    @event.listens_for(engine, "close")
+    def _on_close(dbapi_conn: Any, record: Any) -> None:
+        if record is not None and _OPEN_ID in record.info:
+            _OPEN[key].discard(record.info.pop(_OPEN_ID))
+        _give_back_writer_lock(dbapi_conn, record)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -121,7 +121,8 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
     )
     app.state.ws = ws
-    app.state.inline_db = ws.engine.dialect.name == "sqlite"  # see access.in_db
+    sqlite = ws.engine.dialect.name == "sqlite"
+    app.state.inline_db = sqlite  # see access.in_db
     app.state.secure_cookies = secure_cookies
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.globals["languages"] = {"en": "English", "ru": "Русский"}
@@ -143,7 +144,7 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
         """Plotly's own bundle from the installed package: the charts work offline."""
         return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
-    app.add_middleware(SqliteWriteQueue, enabled=ws.engine.dialect.name == "sqlite", writer=writer_lock(ws.engine))
+    app.add_middleware(SqliteWriteQueue, enabled=sqlite, writer=writer_lock(ws.engine))
     app.include_router(api.router)
     app.include_router(pages.router)
     _handlers(app)
