@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from starlette.exceptions import HTTPException
 
 from voronka.errors import InputError, MoveError, NotFoundError, StaleDealError, VoronkaError
 from voronka.service.workspace import Workspace
+from voronka.store import quick_move
 from voronka.store.engine import WriterLock, writer_lock
 from voronka.web.access import Forbidden
 from voronka.web.i18n import Translator
@@ -110,7 +113,21 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
     from voronka.web import api, pages
 
     ws = db if isinstance(db, Workspace) else Workspace.connect(db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """While the server runs (on its event loop): PostgreSQL connections for quick moves, closed at the end."""
+        moves = quick_move.AsyncMoves(ws.engine) if app.state.quick_moves else None
+        app.state.async_moves = moves
+        try:
+            yield
+        finally:
+            app.state.async_moves = None
+            if moves is not None:
+                await moves.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Voronka API",
         version="1",
         description="Sales funnels with honest numbers. Authenticate with `Authorization: Bearer vk_...` "
@@ -123,6 +140,9 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
     app.state.ws = ws
     sqlite = ws.engine.dialect.name == "sqlite"
     app.state.inline_db = sqlite  # see access.in_db
+    # API moves as one statement (store.quick_move), on the loop's own connections while the lifespan runs.
+    app.state.quick_moves = quick_move.supported(ws.engine)
+    app.state.async_moves = None
     app.state.secure_cookies = secure_cookies
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.globals["languages"] = {"en": "English", "ru": "Русский"}
