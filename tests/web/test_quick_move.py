@@ -17,7 +17,6 @@ from tests.web.conftest import Site
 from voronka.service import accounts
 from voronka.store.quick_move import QuickMove, quick_move, supported
 from voronka.store.schema import api_tokens, stage_moves, users
-from voronka.web import api as web_api
 
 
 @pytest.fixture(params=["loop", "threads"])
@@ -47,19 +46,25 @@ def _stage(site: Site, name: str) -> int:
 
 def test_a_move_answers_as_the_general_path(site: Site, api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     token = accounts.create_token(site.ws, "head")
-    if supported(site.ws.engine):  # the one statement does it all: the general path is not taken
+    # The general path's answer (a stage by name never takes the lane), to compare the lane's with.
+    general = _move(api, token, site.boris_deal, {"stage": "Call", "expected_version": 1, "comment": "called"})
+    assert general.status_code == 200, general.text
+    if supported(site.ws.engine):  # the one statement does it all: the route's token look-up is not reached
 
-        async def general(*_: object) -> None:
+        def no_look_up(*_: object) -> None:
             raise AssertionError("the general path ran")
 
-        monkeypatch.setattr(web_api, "api_account", general)
+        monkeypatch.setattr(accounts, "token_account", no_look_up)
     call = _stage(site, "Call")
     r = _move(api, token, site.anna_deal, {"stage": call, "expected_version": 1, "comment": "called"})
     assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == general.headers["content-type"]
     body = r.json()
+    assert body.keys() == general.json().keys()
     assert body["deal_id"] == site.anna_deal and body["stage_id"] == call
     assert body["from_stage_id"] == _stage(site, "Request")
     assert (body["author"], body["reason"], body["comment"]) == ("Helen Head", None, "called")
+    assert body["at"].endswith("Z") == general.json()["at"].endswith("Z")
     last = site.ws.history(site.anna_deal)[-1]
     assert (last.id, last.stage_id, last.from_stage_id, last.author, last.comment) == (
         body["id"],
@@ -68,8 +73,25 @@ def test_a_move_answers_as_the_general_path(site: Site, api: TestClient, monkeyp
         "Helen Head",
         "called",
     )
+    assert last.at.isoformat().replace("+00:00", "Z") == body["at"]
     deal = site.ws.deal(site.anna_deal)
     assert (deal.stage_id, deal.version) == (call, 2)
+
+
+def test_requests_off_the_lane_are_the_routes(site: Site, api: TestClient) -> None:
+    """An invalid body, another content type, a session without CSRF: the route's answers, unchanged."""
+    token = accounts.create_token(site.ws, "head")
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"/api/v1/deals/{site.anna_deal}/move"
+    before = _log(site)
+    r = api.post(url, json={"stage": _stage(site, "Call")}, headers=auth)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid")
+    broken = b'{"stage": 2, "expected_version": 1'
+    r = api.post(url, content=broken, headers={**auth, "content-type": "application/json"})
+    assert r.status_code == 422
+    r = api.post(url, json={"stage": _stage(site, "Call"), "expected_version": 1}, headers={"Authorization": "Basic x"})
+    assert r.status_code == 401
+    assert _log(site) == before
 
 
 def test_a_stale_version_is_refused_and_nothing_written(site: Site, api: TestClient) -> None:

@@ -11,18 +11,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from voronka.domain.deal import ActivityKind
 from voronka.errors import InputError
-from voronka.service import accounts
 from voronka.service.accounts import Account
-from voronka.store.quick_move import AsyncMoves, QuickMove, quick_move
 from voronka.web import access, analysis
 from voronka.web.access import in_db, visible_activity_deal, visible_deal, workspace
 from voronka.web.board import BoardFilters, build_board
 from voronka.web.dashboard import BREAKDOWNS, build_dashboard, parse_period
-from voronka.web.security import BearerToken, api_account, api_credentials
+from voronka.web.security import api_account
 
 
 class ErrorBody(BaseModel):
@@ -293,33 +290,9 @@ def history(request: Request, deal_id: Id, account: AccountDep) -> list[MoveOut]
 
 
 @router.post("/deals/{deal_id}/move", response_model=MoveOut)
-async def move(
-    request: Request,
-    deal_id: Id,
-    body: MoveIn,
-    credentials: Annotated[Account | BearerToken, Depends(api_credentials)],
-) -> MoveOut:
+async def move(request: Request, deal_id: Id, body: MoveIn, account: AccountDep) -> MoveOut:
     """Move a deal; refused (409) when ``expected_version`` is old, (422) when a rule is broken."""
     ws = workspace(request)
-    if isinstance(credentials, BearerToken):
-        # PostgreSQL: the token, the deal and the move in one statement (store.quick_move) when the move is a
-        # plain one; when it writes nothing, the general path below says why (or writes: its rules decide).
-        if isinstance(body.stage, int) and not body.reason:
-            q = QuickMove(
-                accounts.token_digest(credentials.token),
-                deal_id,
-                body.stage,
-                body.expected_version,
-                body.comment,
-                datetime.now(UTC),
-            )
-            moves: AsyncMoves | None = request.app.state.async_moves
-            done = await moves.move(q) if moves is not None else await run_in_threadpool(quick_move, ws.engine, q)
-            if done is not None:
-                return MoveOut.model_validate(done)
-        account = await api_account(request)
-    else:
-        account = credentials
 
     def write() -> MoveOut:
         m = ws.move_deal(

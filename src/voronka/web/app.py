@@ -30,6 +30,7 @@ from voronka.store import quick_move
 from voronka.store.engine import WriterLock, writer_lock
 from voronka.web.access import Forbidden
 from voronka.web.i18n import Translator
+from voronka.web.quick import QuickMoveLane
 from voronka.web.security import CsrfError, LoginRequired
 
 _HERE = Path(__file__).parent
@@ -140,7 +141,7 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
     app.state.ws = ws
     sqlite = ws.engine.dialect.name == "sqlite"
     app.state.inline_db = sqlite  # see access.in_db
-    # API moves as one statement (store.quick_move), on the loop's own connections while the lifespan runs.
+    # API moves by token as one statement (web.quick), on the loop's own connections while the lifespan runs.
     app.state.quick_moves = quick_move.supported(ws.engine)
     app.state.async_moves = None
     app.state.secure_cookies = secure_cookies
@@ -165,6 +166,7 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
         return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
     app.add_middleware(SqliteWriteQueue, enabled=sqlite, writer=writer_lock(ws.engine))
+    app.add_middleware(QuickMoveLane, state=app.state)
     app.include_router(api.router)
     app.include_router(pages.router)
     _handlers(app)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 
 from fastapi import Request, Response
 
@@ -70,23 +69,6 @@ async def api_account(request: Request) -> Account:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         check_csrf(request, sess, None)
     return sess.account
-
-
-@dataclass(frozen=True, slots=True)
-class BearerToken:
-    """An API token not looked up yet: the route checks it in its own statement (see ``api_credentials``)."""
-
-    token: str
-
-
-async def api_credentials(request: Request) -> Account | BearerToken:
-    """For routes that check a bearer token inside their own statement (the move, on PostgreSQL): the token
-    itself, unchecked; the route must check it before anything else and answer as ``api_account`` when it is
-    unknown or revoked. Without quick moves, and for browser sessions (CSRF on writes), ``api_account``."""
-    header = request.headers.get("authorization", "")
-    if request.app.state.quick_moves and header.lower().startswith("bearer "):
-        return BearerToken(header[7:].strip())
-    return await api_account(request)
 
 
 def set_session_cookie(response: Response, token: str, *, secure: bool, max_age: int) -> None:
