@@ -1,4 +1,5 @@
-"""A deal's move by an API token as one PostgreSQL statement: the web API's hot path.
+"""A deal's move by an API token in one statement (PostgreSQL) or one short transaction (SQLite): the web
+API's hot path.
 
 The general path (:meth:`WorkspaceStore.move_deal` after :func:`~voronka.service.accounts.token_account`) costs
 three statements on PostgreSQL, each its own transaction and round trip: the token's account, the deal's state
@@ -18,6 +19,10 @@ refuses more than the general path, never accepts more. The row it returns is wh
 
 :class:`AsyncMoves` runs it on the server's event loop over a few psycopg async connections (no thread hop);
 :func:`quick_move` runs it on a pooled connection of the engine (for callers without such a pool).
+
+SQLite has no UPDATE in a WITH clause: there :func:`quick_move` runs :data:`QUICK_MOVE_SQLITE`, the same checks
+as one read, then the log row and the version-checked update, in one ``BEGIN IMMEDIATE`` transaction on the
+engine's raw sqlite3 connection (microseconds each; the web app calls it inside its SQLite write queue).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from sqlalchemy import Engine
 
 from voronka.domain.deal import StageMove
 from voronka.store.engine import one_statement
+from voronka.store.types import to_micros
 
 QUICK_MOVE_SQL = """\
 WITH account AS (
@@ -56,6 +62,27 @@ WITH account AS (
     RETURNING id, pipeline_id, from_stage_id
 )
 SELECT logged.id, logged.pipeline_id, logged.from_stage_id, advanced.author FROM logged, advanced"""
+
+
+# SQLite: the checks of QUICK_MOVE_SQL as one read (times are microseconds since the epoch, booleans 0/1),
+# then the log row and the deal's version-checked update, all in one write transaction.
+QUICK_MOVE_SQLITE = """\
+SELECT d.pipeline_id, d.stage_id, u.id, u.name
+FROM api_tokens t
+JOIN users u ON u.id = t.user_id
+JOIN deals d ON d.id = :deal_id AND (u.role IN ('admin', 'head') OR d.owner_id = u.id)
+JOIN stages s ON s.id = :stage_id AND s.pipeline_id = d.pipeline_id AND s.id <> d.stage_id
+JOIN pipelines p ON p.id = d.pipeline_id
+WHERE t.token_hash = :digest AND NOT t.revoked AND u.active
+  AND d.version = :version AND d.stage_since <= :at AND (s.kind <> 'lost' OR NOT p.reason_required)"""
+_SQLITE_LOG = (
+    "INSERT INTO stage_moves (deal_id, pipeline_id, from_stage_id, stage_id, at, author_id, reason_id, comment) "
+    "VALUES (:deal_id, :pipeline_id, :from_stage_id, :stage_id, :at, :author_id, NULL, :comment)"
+)
+_SQLITE_ADVANCE = (
+    "UPDATE deals SET stage_id = :stage_id, stage_since = :at, version = version + 1 "
+    "WHERE id = :deal_id AND version = :version"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +125,41 @@ class QuickMove:
 
 
 def supported(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
+    return engine.dialect.name in ("postgresql", "sqlite")
 
 
 def quick_move(engine: Engine, move: QuickMove) -> StageMove | None:
-    """Run :data:`QUICK_MOVE_SQL` on a connection of ``engine`` (PostgreSQL only; blocking)."""
+    """Write ``move`` when every rule holds (blocking); None when nothing was written."""
+    if engine.dialect.name == "sqlite":
+        return _quick_move_sqlite(engine, move)
     with engine.connect().execution_options(**one_statement(engine)) as conn:
         return move.result(conn.exec_driver_sql(QUICK_MOVE_SQL, move.params()).first())
+
+
+def _quick_move_sqlite(engine: Engine, move: QuickMove) -> StageMove | None:
+    params = {**move.params(), "at": to_micros(move.at)}
+    fairy = engine.raw_connection()  # the pool's connection, with the engine's pragmas (WAL, foreign keys, ...)
+    try:
+        db = fairy.driver_connection
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            found = db.execute(QUICK_MOVE_SQLITE, params).fetchone()
+            if found is None:
+                db.rollback()
+                return None
+            pipeline_id, from_stage_id, author_id, author = found
+            log = {**params, "pipeline_id": pipeline_id, "from_stage_id": from_stage_id, "author_id": author_id}
+            move_id = db.execute(_SQLITE_LOG, log).lastrowid
+            if db.execute(_SQLITE_ADVANCE, params).rowcount != 1:  # never, after the read in this transaction
+                db.rollback()
+                return None
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+    finally:
+        fairy.close()
+    return move.result((move_id, pipeline_id, from_stage_id, author))
 
 
 class AsyncMoves:

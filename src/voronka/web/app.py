@@ -118,7 +118,7 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """While the server runs (on its event loop): PostgreSQL connections for quick moves, closed at the end."""
-        moves = quick_move.AsyncMoves(ws.engine) if app.state.quick_moves else None
+        moves = quick_move.AsyncMoves(ws.engine) if ws.engine.dialect.name == "postgresql" else None
         app.state.async_moves = moves
         try:
             yield
@@ -165,8 +165,8 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
         """Plotly's own bundle from the installed package: the charts work offline."""
         return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
+    app.add_middleware(QuickMoveLane, state=app.state)  # inside the write queue: its SQLite writes queue too
     app.add_middleware(SqliteWriteQueue, enabled=sqlite, writer=writer_lock(ws.engine))
-    app.add_middleware(QuickMoveLane, state=app.state)
     app.include_router(api.router)
     app.include_router(pages.router)
     _handlers(app)
