@@ -136,7 +136,7 @@ def test_the_move_rules_hold(site: Site, api: TestClient) -> None:
     before = _log(site)
     # Already there; a lost stage without the reason the pipeline requires; a stage of another pipeline.
     other = site.ws.create_pipeline("Other", stages=["A", "B"], reasons=["Price"])
-    for stage, status in [("Request", 422), ("Lost", 422), (other.stage("B").id, 404)]:
+    for stage, status in [("Request", 422), ("Lost", 422), (other.stage("B").id, 404), (2**70, 404), (-1, 404)]:
         sid = _stage(site, stage) if isinstance(stage, str) else stage
         r = _move(api, token, deal, {"stage": sid, "expected_version": 1})
         assert r.status_code == status, (stage, r.text)

@@ -91,7 +91,7 @@ class QuickMoveLane:
             body = MoveIn.model_validate_json(b"".join(m.get("body", b"") for m in messages))
         except ValidationError:
             return False
-        if type(body.stage) is not int or body.reason:
+        if type(body.stage) is not int or not 0 < body.stage <= DB_INT_MAX or body.reason:
             return False
         token = auth.decode("latin-1")[7:].strip()  # as the route reads it (Starlette decodes headers as latin-1)
         q = QuickMove(token_digest(token), deal_id, body.stage, body.expected_version, body.comment, datetime.now(UTC))
