@@ -1,7 +1,8 @@
-"""API moves by token: on PostgreSQL a plain move is one statement (store.quick_move) that checks the token, the
-deal's owner, its version and the move's rules itself; whatever it refuses goes through the general path. The
-answers must be the general path's in every case, on both backends, with the server's own event-loop
-connections (the app's lifespan running) and without them (the thread pool)."""
+"""API moves by token through the quick move lane (web.quick): a plain move is one statement on PostgreSQL, one
+short transaction on SQLite (store.quick_move), that checks the token, the deal's owner, its version and the
+move's rules itself; whatever it does not write goes to the route and the general path. The answers must be the
+general path's in every case, on both backends; on PostgreSQL with the server loop's own connections (the app's
+lifespan running) and without them (the thread pool)."""
 
 from __future__ import annotations
 
