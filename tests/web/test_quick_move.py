@@ -93,6 +93,10 @@ def test_requests_off_the_lane_are_the_routes(site: Site, api: TestClient) -> No
     assert r.status_code == 422
     r = api.post(url, json={"stage": _stage(site, "Call"), "expected_version": 1}, headers={"Authorization": "Basic x"})
     assert r.status_code == 401
+    # Two Authorization headers: the first counts, on the lane as on the route.
+    two = [("authorization", "Basic x"), ("authorization", f"Bearer {token}"), ("content-type", "application/json")]
+    r = api.post(url, content=b'{"stage": %d, "expected_version": 1}' % _stage(site, "Call"), headers=two)
+    assert r.status_code == 401
     assert _log(site) == before
 
 

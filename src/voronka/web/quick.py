@@ -48,12 +48,13 @@ class QuickMoveLane:
             await self.app(scope, receive, send)
             return
         found = _MOVE_PATH.fullmatch(scope["path"])
-        auth = ctype = b""
+        auth = ctype = None  # the first of each, as the route reads them (Starlette's headers.get)
         for name, value in scope["headers"]:
-            if name == b"authorization":
+            if name == b"authorization" and auth is None:
                 auth = value
-            elif name == b"content-type":
+            elif name == b"content-type" and ctype is None:
                 ctype = value
+        auth, ctype = auth or b"", ctype or b""
         if (
             found is None
             or int(found.group(1)) > DB_INT_MAX
