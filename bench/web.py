@@ -14,7 +14,7 @@ deals and move them round their funnel's open stages through
 ``--seconds`` (``--think S``: each client waits a random time of mean S seconds between moves, as people
 do). Reported: requests/s and p50/p95/p99 latency of the moves, as the clients measured them, and the CPU
 milliseconds per move of the server process and of the clients (the part of the result that does not depend on
-what else the machine is doing).
+what else the machine is doing), and on PostgreSQL of this machine's ``postgres`` processes.
 
 Afterwards the move log and the deals' cached stages are checked against every acknowledged move: each
 acknowledged move id is in the log with its deal and stage, no deal has a move the clients were not told of
@@ -316,6 +316,35 @@ def _cpu_seconds(pid: int) -> float:
     return total if total else float("nan")
 
 
+def _postgres_cpu_seconds() -> float:
+    """User + system CPU seconds so far of this machine's PostgreSQL server: every ``postgres`` process (the
+    backends, the WAL writer, ...) plus the children the postmaster has already reaped (its cutime + cstime), so
+    that a backend that ends during the run still counts. NaN when no PostgreSQL runs here (a remote server)."""
+    total, found = 0.0, False
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm, rest = text.split("(", 1)[1].rsplit(")", 1)
+        if comm != "postgres":
+            continue
+        fields = rest.split()
+        found = True
+        total += (int(fields[11]) + int(fields[12])) / tick
+        if fields[1] == "1" or _comm(int(fields[1])) != "postgres":  # the postmaster: add its reaped children
+            total += (int(fields[13]) + int(fields[14])) / tick
+    return total if found else float("nan")
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, object]:
     print(f"\n== {name}: building the demo workspace and a {BOARD_DEALS:,}-deal funnel ...", flush=True)
     token, board_pipe = build(url)
@@ -353,9 +382,12 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, obje
             f"   {args.clients} clients moving {len(start_versions):,} open deals for {args.seconds:.0f} s ...",
             flush=True,
         )
+        pg = name == "postgresql"
         server_cpu, client_cpu = _cpu_seconds(server.pid), time.process_time()
+        pg_cpu = _postgres_cpu_seconds() if pg else float("nan")
         elapsed = asyncio.run(load(port, clients, token, args.seconds, args.think))
         server_cpu, client_cpu = _cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+        pg_cpu = _postgres_cpu_seconds() - pg_cpu if pg else float("nan")
     finally:
         server.terminate()
         try:
@@ -384,6 +416,7 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, obje
         "rps": len(lat) / elapsed,
         "server_cpu_ms": server_cpu / max(len(lat), 1) * 1000,  # CPU per request: does not depend on the load
         "client_cpu_ms": client_cpu / max(len(lat), 1) * 1000,
+        "pg_cpu_ms": pg_cpu / max(len(lat), 1) * 1000,
         "p50": q(0.50),
         "p95": q(0.95),
         "p99": q(0.99),
@@ -419,15 +452,18 @@ def main() -> int:
     print(f"\nload: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1 and 5 min), {os.cpu_count()} cores")
     print(
         f"{'backend':<11}{'moves':>8}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
-        f"{'lost':>6}{'doubled':>8}{'board ms':>10}{'srv cpu':>9}{'cli cpu':>9}  errors"
+        f"{'lost':>6}{'doubled':>8}{'board ms':>10}{'srv cpu':>9}{'pg cpu':>8}{'cli cpu':>9}  errors"
     )
     for r in results:
         print(
             f"{r['backend']:<11}{r['acked']:>8}{r['rps']:>8.0f}{r['p50']:>8.1f}{r['p95']:>8.1f}{r['p99']:>8.1f}"
-            f"{r['lost']:>6}{r['doubled']:>8}{r['board_ms']:>10.0f}{r['server_cpu_ms']:>9.1f}"
+            f"{r['lost']:>6}{r['doubled']:>8}{r['board_ms']:>10.0f}{r['server_cpu_ms']:>9.1f}{r['pg_cpu_ms']:>8.1f}"
             f"{r['client_cpu_ms']:>9.1f}  {r['errors'] or '-'}"
         )
-    print("srv cpu, cli cpu: CPU milliseconds per move in the server and in the clients (independent of the load)")
+    print(
+        "srv cpu, pg cpu, cli cpu: CPU milliseconds per move in the server process, in this machine's PostgreSQL "
+        "processes (all of them: other work on it counts too) and in the clients"
+    )
     print("bar: p95 < 100 ms, 0 lost, 0 doubled, board < 500 ms")
     for r in results:
         verdict = [

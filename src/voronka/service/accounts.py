@@ -74,6 +74,11 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def token_digest(token: str) -> str:
+    """What the store keeps of an API token (its SHA-256, hex): the key a token is looked up by."""
+    return _digest(token)
+
+
 def _check_login(login: str) -> str:
     login = login.strip()
     if not login or len(login) > 100 or any(c.isspace() for c in login):

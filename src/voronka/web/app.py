@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,11 @@ from starlette.exceptions import HTTPException
 
 from voronka.errors import InputError, MoveError, NotFoundError, StaleDealError, VoronkaError
 from voronka.service.workspace import Workspace
+from voronka.store import quick_move
 from voronka.store.engine import WriterLock, writer_lock
 from voronka.web.access import Forbidden
 from voronka.web.i18n import Translator
+from voronka.web.quick import QuickMoveLane
 from voronka.web.security import CsrfError, LoginRequired
 
 _HERE = Path(__file__).parent
@@ -110,7 +114,21 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
     from voronka.web import api, pages
 
     ws = db if isinstance(db, Workspace) else Workspace.connect(db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """While the server runs (on its event loop): PostgreSQL connections for quick moves, closed at the end."""
+        moves = quick_move.AsyncMoves(ws.engine) if ws.engine.dialect.name == "postgresql" else None
+        app.state.async_moves = moves
+        try:
+            yield
+        finally:
+            app.state.async_moves = None
+            if moves is not None:
+                await moves.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Voronka API",
         version="1",
         description="Sales funnels with honest numbers. Authenticate with `Authorization: Bearer vk_...` "
@@ -123,6 +141,9 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
     app.state.ws = ws
     sqlite = ws.engine.dialect.name == "sqlite"
     app.state.inline_db = sqlite  # see access.in_db
+    # API moves by token as one statement (web.quick), on the loop's own connections while the lifespan runs.
+    app.state.quick_moves = quick_move.supported(ws.engine)
+    app.state.async_moves = None
     app.state.secure_cookies = secure_cookies
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.globals["languages"] = {"en": "English", "ru": "Русский"}
@@ -144,6 +165,7 @@ def create_app(db: str | Workspace, *, secure_cookies: bool = False) -> FastAPI:
         """Plotly's own bundle from the installed package: the charts work offline."""
         return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
+    app.add_middleware(QuickMoveLane, state=app.state)  # inside the write queue: its SQLite writes queue too
     app.add_middleware(SqliteWriteQueue, enabled=sqlite, writer=writer_lock(ws.engine))
     app.include_router(api.router)
     app.include_router(pages.router)
