@@ -7,8 +7,10 @@ the row reader takes over, so problems are always reported with the exact line, 
 
 from __future__ import annotations
 
+import functools
 import mmap
 import re
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -49,20 +51,65 @@ try:  # numpy's switch for madvise(MADV_HUGEPAGE) on its big arrays
 except ImportError:  # pragma: no cover - numpy without it
     _set_madvise_hugepage = None
 
+_PR_SET_THP_DISABLE, _PR_GET_THP_DISABLE = 41, 42
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """Linux's ``prctl`` (None elsewhere, or where it cannot be loaded)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - a libc without it
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    return fn
+
+
+def _thp_disabled(off: bool | None = None) -> bool | None:
+    """Whether transparent huge pages are off for this process (and, given ``off``, set so before returning
+    the previous state); None where this cannot be asked."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    before = prctl(_PR_GET_THP_DISABLE, 0, 0, 0, 0)
+    if before < 0:  # pragma: no cover - a kernel without it (before 3.15)
+        return None
+    if off is not None and off != bool(before) and prctl(_PR_SET_THP_DISABLE, int(off), 0, 0, 0) != 0:
+        return None  # pragma: no cover
+    return bool(before)
+
 
 @contextmanager
 def small_pages() -> Iterator[None]:
-    """numpy's big arrays in ordinary pages while this runs. With transparent huge pages on request (``madvise``, as
-    here), each huge page numpy asks for may stall on the kernel compacting memory: a big import spent seconds of
-    system time so (measured in the same conditions: 14.5-17.3 CPU s against 19.0-19.5)."""
+    """Ordinary pages for this process's fresh memory while this runs. With transparent huge pages on request
+    (``madvise``, as here), numpy asks for them on its big arrays and Arrow's allocator (mimalloc) on its whole
+    1 GiB arena: each such page is zeroed whole when first touched (2 MiB for a few bytes used) and may stall on
+    the kernel compacting memory. A big import spent seconds of system time so: numpy's alone, 14.5-17.3 CPU s
+    against 19.0-19.5; then Arrow's, 1.2-2 CPU s of reading a million rows (see docs/architecture.md).
+
+    On Linux the whole process is switched (``prctl(PR_SET_THP_DISABLE)``, other threads included, back as it
+    was after); elsewhere numpy's own switch.
+    """
+    before = _thp_disabled(True)
+    if before is not None:
+        try:
+            yield
+        finally:
+            _thp_disabled(before)
+        return
     if _set_madvise_hugepage is None:
         yield
         return
-    before = _set_madvise_hugepage(False)
+    numpy_before = _set_madvise_hugepage(False)
     try:
         yield
     finally:
-        _set_madvise_hugepage(before)
+        _set_madvise_hugepage(numpy_before)
 
 
 class Doubt(Exception):
