@@ -171,3 +171,20 @@ def test_small_pages_turns_huge_pages_off_and_back(monkeypatch: pytest.MonkeyPat
         assert _set_madvise_hugepage(True) is True  # back on after
     finally:
         _set_madvise_hugepage(before)
+
+
+@pytest.mark.parametrize(
+    ("values", "special"),
+    [
+        (["ООО «Клиент»", None, "+7 900 0000000"], False),
+        (["a", 'say "hi"'], True),
+        (["a", "back\\slash"], True),
+        (["a", "tab\there"], True),
+        (["\x1f"], True),
+        (["x" * (3 << 20), "end\n"], True),  # past the first MiB
+    ],
+)
+def test_json_special_bytes_are_found_in_any_value(values: list[str | None], special: bool) -> None:
+    col = pa.array(values, pa.string())
+    assert columnar._has_json_special(col) is special
+    assert columnar._has_json_special(col.slice(1)) is (special and any(v and v != values[0] for v in values[1:]))
