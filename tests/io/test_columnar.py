@@ -188,3 +188,22 @@ def test_json_special_bytes_are_found_in_any_value(values: list[str | None], spe
     col = pa.array(values, pa.string())
     assert columnar._has_json_special(col) is special
     assert columnar._has_json_special(col.slice(1)) is (special and any(v and v != values[0] for v in values[1:]))
+
+
+def test_gc_paused_pauses_the_collector_and_puts_it_back() -> None:
+    import gc
+
+    assert gc.isenabled()
+    with columnar.gc_paused():
+        assert not gc.isenabled()
+        with columnar.gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner one leaves it paused for the outer one
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with columnar.gc_paused():
+            pass
+        assert not gc.isenabled()  # paused before: left so
+    finally:
+        gc.enable()
