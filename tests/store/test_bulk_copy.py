@@ -288,3 +288,46 @@ def test_a_bulk_transaction_keeps_the_wal_when_another_connection_has_the_file_o
     assert reader.execute("SELECT count(*) FROM deals").fetchone() == (BIG,)
     reader.close()
     ws.close()
+
+
+def test_the_move_log_is_transferred_without_its_indexes_and_gets_them_back_sorted(tmp_path: Path) -> None:
+    """The log (no unique constraint) comes as bare records; its indexes are dropped inside the transaction and
+    made again after the copy, so they are whole and in use; the deals keep theirs through the scratch file."""
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    moves = pa.table(
+        {
+            "id": np.arange(1, BIG + 1, dtype=np.int64),
+            "deal_id": data.column("id"),
+            "pipeline_id": data.column("pipeline_id"),
+            "stage_id": data.column("stage_id"),
+            "at": data.column("created_at"),
+        }
+    )
+    scratch_indexes: dict[str, list[str]] = {}
+    original = _sqlite_copy._scratch
+
+    def spy(path: Path, rows: pa.Table, into: _sqlite_copy.Shape | None) -> Path:
+        done = original(path, rows, into)
+        with sqlite3.connect(done) as db:
+            names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+        scratch_indexes.setdefault("deals" if "title" in rows.column_names else "stage_moves", []).extend(names)
+        return done
+
+    both = [deals, stage_moves]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_sqlite_copy, "_scratch", spy)
+        with ws.transaction(bulk=both) as conn, bulk_rows(conn, both, 2 * BIG) as insert:
+            insert([(deals, data), (stage_moves, moves)])
+    assert scratch_indexes["stage_moves"] == []  # bare records
+    assert len(scratch_indexes["deals"]) == 2  # the unique external id and (pipeline, stage)
+    with ws.engine.connect() as conn:
+        names = {row[1] for row in conn.exec_driver_sql("PRAGMA index_list(stage_moves)")}
+        assert names == {"ix_stage_moves_pipeline_deal", "ix_stage_moves_deal"}
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        plan = " ".join(
+            str(r) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT id FROM stage_moves WHERE deal_id = 7")
+        )
+        assert "ix_stage_moves_deal" in plan
+        assert conn.scalar(select(func.count()).select_from(stage_moves).where(stage_moves.c.deal_id == 7)) == 1
+    ws.close()
