@@ -331,3 +331,27 @@ def test_the_move_log_is_transferred_without_its_indexes_and_gets_them_back_sort
         assert "ix_stage_moves_deal" in plan
         assert conn.scalar(select(func.count()).select_from(stage_moves).where(stage_moves.c.deal_id == 7)) == 1
     ws.close()
+
+
+def test_copy_rows_calls_back_once_per_table_as_soon_as_all_its_rows_are_in(tmp_path: Path) -> None:
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    moves = pa.table(
+        {
+            "id": np.arange(1, 2 * _sqlite_copy.SLICE_ROWS + 1, dtype=np.int64),  # two slices
+            "deal_id": np.resize(data.column("id").to_numpy(), 2 * _sqlite_copy.SLICE_ROWS),
+            "pipeline_id": np.full(2 * _sqlite_copy.SLICE_ROWS, data.column("pipeline_id")[0].as_py()),
+            "stage_id": np.full(2 * _sqlite_copy.SLICE_ROWS, data.column("stage_id")[0].as_py()),
+            "at": np.zeros(2 * _sqlite_copy.SLICE_ROWS, np.int64),
+        }
+    )
+    calls: list[tuple[str, int]] = []
+    both = [deals, stage_moves]
+    with ws.transaction(bulk=both) as conn:
+
+        def copied(table: object) -> None:
+            calls.append((table.name, conn.scalar(select(func.count()).select_from(table))))  # type: ignore[attr-defined]
+
+        _sqlite_copy.copy_rows(conn, [(deals, data), (stage_moves, moves)], set(both), copied)
+    assert sorted(calls) == [("deals", BIG), ("stage_moves", 2 * _sqlite_copy.SLICE_ROWS)]
+    ws.close()

@@ -215,10 +215,18 @@ def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Itera
             cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
             conn.exec_driver_sql("PRAGMA cache_size=-262144")
 
+    def indexed(table: Table) -> None:
+        """The dropped indexes of ``table`` made again (one sort each), once all its rows are in."""
+        for ix in [ix for ix in rebuild if ix.table is table]:
+            ix.create(conn)
+            rebuild.remove(ix)
+
     def insert(parts: Sequence[tuple[Table, Rows]]) -> None:
         # Rows given as a function count as ``expected``: made later, they let the first tables be written sooner
         if sqlite and sum(expected if callable(d) else d.num_rows for _, d in parts) >= BIG:
-            copy_rows(conn, parts, transfer)
+            # A table's indexes are sorted as soon as its rows are in: the move log's while the deals' scratch
+            # file is still being written (the last of them), not after.
+            copy_rows(conn, parts, transfer, indexed)
             return
         for table, rows in parts:
             data = rows() if callable(rows) else rows
