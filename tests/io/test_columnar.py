@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from voronka.io import columnar
 from voronka.io.batch import DealColumns
 from voronka.io.columnar import Doubt, _count, _fixed_width_times, _from_cp1251, read_columns, small_pages, times
 from voronka.io.tables import open_table
@@ -145,9 +146,24 @@ def test_line_breaks_are_counted_in_a_mapped_file_across_its_slices(tmp_path: Pa
     assert _count(mapped, b"\n", 3) == _count(path.read_bytes(), b"\n", 3) == 3_000_000
 
 
-def test_small_pages_turns_numpy_huge_pages_off_and_back() -> None:
+def test_small_pages_turns_huge_pages_off_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
     from numpy._core.multiarray import _set_madvise_hugepage
 
+    if columnar._thp_disabled() is not None:  # Linux: the whole process, every allocator (Arrow's too)
+        columnar._thp_disabled(False)
+        with small_pages():
+            assert columnar._thp_disabled() is True
+            with small_pages():  # nested: still off, and off again after the inner one
+                assert columnar._thp_disabled() is True
+            assert columnar._thp_disabled() is True
+        assert columnar._thp_disabled() is False
+        columnar._thp_disabled(True)
+        with small_pages():  # already off before: left off after
+            pass
+        assert columnar._thp_disabled() is True
+        columnar._thp_disabled(False)
+    # Elsewhere numpy's own switch: off inside, back after
+    monkeypatch.setattr(columnar, "_thp_disabled", lambda off=None: None)
     before = _set_madvise_hugepage(True)
     try:
         with small_pages():
@@ -155,3 +171,39 @@ def test_small_pages_turns_numpy_huge_pages_off_and_back() -> None:
         assert _set_madvise_hugepage(True) is True  # back on after
     finally:
         _set_madvise_hugepage(before)
+
+
+@pytest.mark.parametrize(
+    ("values", "special"),
+    [
+        (["ООО «Клиент»", None, "+7 900 0000000"], False),
+        (["a", 'say "hi"'], True),
+        (["a", "back\\slash"], True),
+        (["a", "tab\there"], True),
+        (["\x1f"], True),
+        (["x" * (3 << 20), "end\n"], True),  # past the first MiB
+    ],
+)
+def test_json_special_bytes_are_found_in_any_value(values: list[str | None], special: bool) -> None:
+    col = pa.array(values, pa.string())
+    assert columnar._has_json_special(col) is special
+    assert columnar._has_json_special(col.slice(1)) is (special and any(v and v != values[0] for v in values[1:]))
+
+
+def test_gc_paused_pauses_the_collector_and_puts_it_back() -> None:
+    import gc
+
+    assert gc.isenabled()
+    with columnar.gc_paused():
+        assert not gc.isenabled()
+        with columnar.gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner one leaves it paused for the outer one
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with columnar.gc_paused():
+            pass
+        assert not gc.isenabled()  # paused before: left so
+    finally:
+        gc.enable()

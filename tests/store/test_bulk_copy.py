@@ -176,3 +176,182 @@ def test_a_big_move_log_lands_whole_through_two_slices(tmp_path: Path, monkeypat
         last = conn.scalar(select(stage_moves.c.id).where(stage_moves.c.deal_id == BIG))  # through the index
         assert last == BIG
     ws.close()
+
+
+def _journal(conn: sqlite3.Connection) -> tuple[str, int]:
+    return conn.execute("PRAGMA main.journal_mode").fetchone()[0], conn.execute("PRAGMA synchronous").fetchone()[0]
+
+
+def test_a_bulk_transaction_alone_on_the_file_runs_with_a_rollback_journal_and_puts_wal_back(tmp_path: Path) -> None:
+    """With no other connection open, a bulk load writes its pages once (rollback journal, synced in full)
+    instead of to the WAL and again at the checkpoint; WAL and synchronous=NORMAL are back after it."""
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    ws.engine.dispose()  # no idle connection left open in the pool
+    with ws.transaction(bulk=[deals, stage_moves]) as conn:
+        raw = conn.connection.driver_connection
+        assert _journal(raw) == ("delete", 2)  # FULL
+        with bulk_rows(conn, [deals, stage_moves], BIG) as insert:
+            insert([(deals, data)])
+        assert (tmp_path / "ws.db-journal").exists()
+    assert not (tmp_path / "ws.db-journal").exists()
+    with ws.engine.connect() as conn:
+        assert _journal(conn.connection.driver_connection) == ("wal", 1)  # the same pooled connection: NORMAL
+        assert conn.scalar(select(func.count()).select_from(deals)) == BIG
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    with sqlite3.connect(tmp_path / "ws.db") as other:
+        assert _journal(other)[0] == "wal"  # the file's own mode
+    ws.close()
+
+
+def test_a_failed_bulk_transaction_with_a_rollback_journal_lands_nothing_and_puts_wal_back(tmp_path: Path) -> None:
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    ws.engine.dispose()
+    with pytest.raises(RuntimeError), ws.transaction(bulk=[deals, stage_moves]) as conn:
+        assert _journal(conn.connection.driver_connection)[0] == "delete"
+        with bulk_rows(conn, [deals, stage_moves], BIG) as insert:
+            insert([(deals, data)])
+        raise RuntimeError("a later step of the import fails")
+    with ws.engine.connect() as conn:
+        assert _journal(conn.connection.driver_connection) == ("wal", 1)
+        assert conn.scalar(select(func.count()).select_from(deals)) == 0
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    ws.close()
+
+
+def test_a_crash_inside_a_bulk_transaction_with_a_rollback_journal_leaves_the_workspace_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """The process dies after the rows were written to the file, before the commit: the hot journal left behind
+    is rolled back by the next connection (the file cut back to its old end), which also turns WAL on again."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "ws.db"
+    ws = Workspace.connect(f"sqlite:///{path}")
+    ws.create_pipeline("Sales", stages=["Request", "Call"])
+    ws.close()
+    size = path.stat().st_size
+    script = f"""
+import os
+from sqlalchemy import func, select
+from voronka.service.workspace import Workspace
+from voronka.store.schema import deals
+ws = Workspace.connect("sqlite:///{path}")
+pipe = ws.pipelines()[0]
+ws.engine.dispose()
+n = 200_000
+with ws.transaction(bulk=[deals]) as conn:
+    assert conn.exec_driver_sql("PRAGMA main.journal_mode").scalar() == "delete"
+    raw = conn.connection.driver_connection
+    raw.execute("PRAGMA cache_size=100")  # pages spilled to the file before the commit
+    raw.executemany(
+        "INSERT INTO deals (pipeline_id, stage_id, stage_since, title, currency, created_at, external_id, "
+        "external_source) VALUES (?, ?, 0, ?, 'RUB', 0, ?, 'file')",
+        [(pipe.id, pipe.stages[0].id, "x" * 200, str(i)) for i in range(n)],
+    )
+    assert conn.scalar(select(func.count()).select_from(deals)) == n
+    os._exit(3)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert (tmp_path / "ws.db-journal").exists()  # hot
+    assert path.stat().st_size > size  # the rows reached the file
+    ws = Workspace.connect(f"sqlite:///{path}")
+    with ws.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(deals)) == 0
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        assert _journal(conn.connection.driver_connection)[0] == "wal"
+    assert [p.name for p in ws.pipelines()] == ["Sales"]
+    ws.close()
+
+
+def test_a_bulk_transaction_keeps_the_wal_when_another_connection_has_the_file_open(tmp_path: Path) -> None:
+    """Another reader (here a plain connection; in practice another process) keeps the WAL: the switch is
+    refused at once, not after the busy timeout, and the load lands the usual way."""
+    import time
+
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    ws.engine.dispose()
+    reader = sqlite3.connect(tmp_path / "ws.db")
+    assert reader.execute("SELECT count(*) FROM deals").fetchone() == (0,)
+    start = time.monotonic()
+    with ws.transaction(bulk=[deals, stage_moves]) as conn:
+        raw = conn.connection.driver_connection
+        assert time.monotonic() - start < 5
+        assert _journal(raw) == ("wal", 1)
+        assert raw.execute("PRAGMA busy_timeout").fetchone() == (30000,)
+        with bulk_rows(conn, [deals, stage_moves], BIG) as insert:
+            insert([(deals, data)])
+    assert reader.execute("SELECT count(*) FROM deals").fetchone() == (BIG,)
+    reader.close()
+    ws.close()
+
+
+def test_the_move_log_is_transferred_without_its_indexes_and_gets_them_back_sorted(tmp_path: Path) -> None:
+    """The log (no unique constraint) comes as bare records; its indexes are dropped inside the transaction and
+    made again after the copy, so they are whole and in use; the deals keep theirs through the scratch file."""
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    moves = pa.table(
+        {
+            "id": np.arange(1, BIG + 1, dtype=np.int64),
+            "deal_id": data.column("id"),
+            "pipeline_id": data.column("pipeline_id"),
+            "stage_id": data.column("stage_id"),
+            "at": data.column("created_at"),
+        }
+    )
+    scratch_indexes: dict[str, list[str]] = {}
+    original = _sqlite_copy._scratch
+
+    def spy(path: Path, rows: pa.Table, into: _sqlite_copy.Shape | None) -> Path:
+        done = original(path, rows, into)
+        with sqlite3.connect(done) as db:
+            names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+        scratch_indexes.setdefault("deals" if "title" in rows.column_names else "stage_moves", []).extend(names)
+        return done
+
+    both = [deals, stage_moves]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_sqlite_copy, "_scratch", spy)
+        with ws.transaction(bulk=both) as conn, bulk_rows(conn, both, 2 * BIG) as insert:
+            insert([(deals, data), (stage_moves, moves)])
+    assert scratch_indexes["stage_moves"] == []  # bare records
+    assert len(scratch_indexes["deals"]) == 2  # the unique external id and (pipeline, stage)
+    with ws.engine.connect() as conn:
+        names = {row[1] for row in conn.exec_driver_sql("PRAGMA index_list(stage_moves)")}
+        assert names == {"ix_stage_moves_pipeline_deal", "ix_stage_moves_deal"}
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        plan = " ".join(
+            str(r) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT id FROM stage_moves WHERE deal_id = 7")
+        )
+        assert "ix_stage_moves_deal" in plan
+        assert conn.scalar(select(func.count()).select_from(stage_moves).where(stage_moves.c.deal_id == 7)) == 1
+    ws.close()
+
+
+def test_copy_rows_calls_back_once_per_table_as_soon_as_all_its_rows_are_in(tmp_path: Path) -> None:
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, BIG)
+    moves = pa.table(
+        {
+            "id": np.arange(1, 2 * _sqlite_copy.SLICE_ROWS + 1, dtype=np.int64),  # two slices
+            "deal_id": np.resize(data.column("id").to_numpy(), 2 * _sqlite_copy.SLICE_ROWS),
+            "pipeline_id": np.full(2 * _sqlite_copy.SLICE_ROWS, data.column("pipeline_id")[0].as_py()),
+            "stage_id": np.full(2 * _sqlite_copy.SLICE_ROWS, data.column("stage_id")[0].as_py()),
+            "at": np.zeros(2 * _sqlite_copy.SLICE_ROWS, np.int64),
+        }
+    )
+    calls: list[tuple[str, int]] = []
+    both = [deals, stage_moves]
+    with ws.transaction(bulk=both) as conn:
+
+        def copied(table: object) -> None:
+            calls.append((table.name, conn.scalar(select(func.count()).select_from(table))))  # type: ignore[attr-defined]
+
+        _sqlite_copy.copy_rows(conn, [(deals, data), (stage_moves, moves)], set(both), copied)
+    assert sorted(calls) == [("deals", BIG), ("stage_moves", 2 * _sqlite_copy.SLICE_ROWS)]
+    ws.close()

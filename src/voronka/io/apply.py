@@ -29,7 +29,7 @@ from voronka.domain.pipeline import Pipeline, Stage, StageKind, reason_id_of
 from voronka.domain.templates import DEFAULT_LOST, DEFAULT_WON
 from voronka.errors import NotFoundError
 from voronka.io.batch import DealRecord, ImportBatch, MoveRecord, PipelineSpec, RowRef, guess_kind
-from voronka.io.columnar import small_pages
+from voronka.io.columnar import gc_paused, small_pages
 from voronka.io.problems import ImportRefusedError, Problem
 from voronka.io.snapshots import insert_snapshots
 from voronka.store.bulk import BIG
@@ -105,7 +105,7 @@ def apply_batch(
     now: datetime | None = None,
 ) -> ImportSummary:
     """Write ``batch`` in one transaction; see the module docstring for the rules."""
-    with small_pages():  # numpy's big arrays in ordinary pages (see columnar.small_pages)
+    with small_pages(), gc_paused():  # ordinary pages for fresh memory, no cycle collections (see columnar)
         return _apply(store, batch, create_missing, skip_bad_rows, dry_run, now or datetime.now(UTC))
 
 

@@ -7,8 +7,11 @@ the row reader takes over, so problems are always reported with the exact line, 
 
 from __future__ import annotations
 
+import functools
+import gc
 import mmap
 import re
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -49,20 +52,80 @@ try:  # numpy's switch for madvise(MADV_HUGEPAGE) on its big arrays
 except ImportError:  # pragma: no cover - numpy without it
     _set_madvise_hugepage = None
 
+_PR_SET_THP_DISABLE, _PR_GET_THP_DISABLE = 41, 42
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """Linux's ``prctl`` (None elsewhere, or where it cannot be loaded)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - a libc without it
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    return fn
+
+
+def _thp_disabled(off: bool | None = None) -> bool | None:
+    """Whether transparent huge pages are off for this process (and, given ``off``, set so before returning
+    the previous state); None where this cannot be asked."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    before = prctl(_PR_GET_THP_DISABLE, 0, 0, 0, 0)
+    if before < 0:  # pragma: no cover - a kernel without it (before 3.15)
+        return None
+    if off is not None and off != bool(before) and prctl(_PR_SET_THP_DISABLE, int(off), 0, 0, 0) != 0:
+        return None  # pragma: no cover
+    return bool(before)
+
 
 @contextmanager
 def small_pages() -> Iterator[None]:
-    """numpy's big arrays in ordinary pages while this runs. With transparent huge pages on request (``madvise``, as
-    here), each huge page numpy asks for may stall on the kernel compacting memory: a big import spent seconds of
-    system time so (measured in the same conditions: 14.5-17.3 CPU s against 19.0-19.5)."""
+    """Ordinary pages for this process's fresh memory while this runs. With transparent huge pages on request
+    (``madvise``, as here), numpy asks for them on its big arrays and Arrow's allocator (mimalloc) on its whole
+    1 GiB arena: each such page is zeroed whole when first touched (2 MiB for a few bytes used) and may stall on
+    the kernel compacting memory. A big import spent seconds of system time so: numpy's alone, 14.5-17.3 CPU s
+    against 19.0-19.5; then Arrow's, 1.2-2 CPU s of reading a million rows (see docs/architecture.md).
+
+    On Linux the whole process is switched (``prctl(PR_SET_THP_DISABLE)``, other threads included, back as it
+    was after); elsewhere numpy's own switch.
+    """
+    before = _thp_disabled(True)
+    if before is not None:
+        try:
+            yield
+        finally:
+            _thp_disabled(before)
+        return
     if _set_madvise_hugepage is None:
         yield
         return
-    before = _set_madvise_hugepage(False)
+    numpy_before = _set_madvise_hugepage(False)
     try:
         yield
     finally:
-        _set_madvise_hugepage(before)
+        _set_madvise_hugepage(numpy_before)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cycle collector paused while a big file is read or lands (back as it was after). Its objects (row
+    references, strings, the batch's lists) live until the end of the import, and the collector went through them
+    again and again as they grew: 0.2-0.25 CPU s of a million-row import. Reference counting still frees what
+    is dropped; cycles wait for the next collection."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class Doubt(Exception):
@@ -414,16 +477,19 @@ def times(col: pa.Array) -> np.ndarray:
     return out
 
 
-_JSON_SPECIAL = re.compile(rb'[\x00-\x1f"\\]')
-
-
-def _has_any(col: pa.Array, pattern: re.Pattern[bytes]) -> bool:
-    """Whether ``pattern`` (a byte class) occurs in the strings' data: a scan of the buffer in place."""
+def _has_json_special(col: pa.Array) -> bool:
+    """Whether the strings' data holds a byte JSON text must escape (a control character, ``"`` or ``\\``): numpy
+    comparisons over the buffer in place, 1 MiB at a time (a regex byte class took 0.2 s for 44 MiB, this 5 ms)."""
     _, offsets_buf, data_buf = col.buffers()
     if data_buf is None:
         return False
     offsets = np.frombuffer(offsets_buf, np.int32)[col.offset : col.offset + len(col) + 1]
-    return pattern.search(memoryview(data_buf)[offsets[0] : offsets[-1]]) is not None
+    data = np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]
+    for at in range(0, len(data), 1 << 20):
+        part = data[at : at + (1 << 20)]
+        if part.min() < 0x20 or (part == ord('"')).any() or (part == ord("\\")).any():
+            return True
+    return False
 
 
 def custom_json(columns: dict[int, pa.Array], extra: list[tuple[int, str]], n: int) -> pa.Array:
@@ -436,7 +502,7 @@ def custom_json(columns: dict[int, pa.Array], extra: list[tuple[int, str]], n: i
         col = columns[i]
         if col.null_count == len(col):
             continue
-        if _has_any(col, _JSON_SPECIAL):  # a byte scan first: these are rare
+        if _has_json_special(col):  # a byte scan first: these are rare
             if pc.any(pc.match_substring_regex(col, "[\\x00-\\x1f]")).as_py():
                 raise Doubt  # control characters: let json.dumps escape them on the row path
             if pc.any(pc.match_substring_regex(col, '["\\\\]')).as_py():

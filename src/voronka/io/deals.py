@@ -150,7 +150,7 @@ def read_deals(
     used = set(cols.columns.values())
     extra = [(i, h) for i, h in enumerate(table.header) if i not in used and h]
     created_default = now or datetime.now(UTC)
-    with columnar.small_pages():
+    with columnar.small_pages(), columnar.gc_paused():
         fast = _read_fast(batch, table, cols, extra, currency, created_default)
     if fast:
         return batch

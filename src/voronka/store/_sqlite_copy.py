@@ -47,12 +47,18 @@ class Shape:
     indexes: list[str]
 
 
-def copy_rows(conn: Connection, parts: Sequence[tuple[Table, Rows]], transfer: Collection[Table]) -> None:
+def copy_rows(
+    conn: Connection,
+    parts: Sequence[tuple[Table, Rows]],
+    transfer: Collection[Table],
+    copied: Callable[[Table], None] | None = None,
+) -> None:
     """Copy each Arrow table into its workspace table through a scratch file; ``transfer`` names the tables
     copied record for record (empty, foreign keys off: see the module docstring).
 
     A part given as a function is made on this thread when its turn comes, while the parts before it are
-    already being written by the worker threads.
+    already being written by the worker threads. ``copied(table)`` runs on this thread as soon as all of a
+    table's rows are in (e.g. its indexes sorted while another table's scratch file is still being written).
     """
     shm = Path("/dev/shm")
     folder = Path(tempfile.mkdtemp(prefix="voronka-bulk-", dir=shm if shm.is_dir() else None))
@@ -80,6 +86,7 @@ def copy_rows(conn: Connection, parts: Sequence[tuple[Table, Rows]], transfer: C
             for piece in _slices(data, shapes[table]):
                 path = folder / f"{len(written)}.db"
                 written[pool.submit(_scratch, path, piece, shapes[table])] = (table, piece, shapes[table])
+        left = {table: sum(1 for t, _, _ in written.values() if t is table) for table, _ in made}
         for done in list(written) if checked else as_completed(written):
             table, data, s = written[done]
             scratch = done.result()
@@ -91,6 +98,9 @@ def copy_rows(conn: Connection, parts: Sequence[tuple[Table, Rows]], transfer: C
             else:
                 names = ", ".join(data.column_names)
                 raw.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM {alias}.rows")
+            left[table] -= 1
+            if not left[table] and copied is not None:
+                copied(table)
     if not checked and made and all(table in transfer for table, _ in made):
         references_found(raw, made)
         verified(conn, {table.name for table, _ in made}, raw.total_changes)

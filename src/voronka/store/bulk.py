@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Integer, Table, func, select, text
+from sqlalchemy import JSON, Connection, Integer, Table, UniqueConstraint, func, select, text
 
 from voronka.domain.deal import ActivityKind
 from voronka.domain.pipeline import Pipeline, StageKind
@@ -201,21 +201,32 @@ def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Itera
         sizes = {t: conn.scalar(select(func.count()).select_from(t)) or 0 for t in tables}
         if not conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
             transfer = {t for t in tables if not sizes[t]}
-        if len(transfer) < len(tables):
+        if expected > sum(sizes.values()):
+            # A table without a unique constraint (the move log) is transferred without its indexes too: its
+            # records alone are copied, and each index sorted once here, instead of being sorted in the scratch
+            # file and then copied entry by entry.
+            rebuild = [ix for t in tables if t not in transfer or not _has_unique(t) for ix in t.indexes]
+            for ix in rebuild:
+                ix.drop(conn)
+        if len(transfer) < len(tables) or rebuild:
             # Rows inserted one by one, and indexes sorted, on this connection: 256 MiB of pages while the load
             # runs. Records transferred as they are need no more than the usual cache: new pages go to the WAL as
             # they fill, and that memory is used again instead of a quarter GiB of fresh pages.
             cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
             conn.exec_driver_sql("PRAGMA cache_size=-262144")
-        if expected > sum(sizes.values()):
-            rebuild = [ix for t in tables if t not in transfer for ix in t.indexes]
-            for ix in rebuild:
-                ix.drop(conn)
+
+    def indexed(table: Table) -> None:
+        """The dropped indexes of ``table`` made again (one sort each), once all its rows are in."""
+        for ix in [ix for ix in rebuild if ix.table is table]:
+            ix.create(conn)
+            rebuild.remove(ix)
 
     def insert(parts: Sequence[tuple[Table, Rows]]) -> None:
         # Rows given as a function count as ``expected``: made later, they let the first tables be written sooner
         if sqlite and sum(expected if callable(d) else d.num_rows for _, d in parts) >= BIG:
-            copy_rows(conn, parts, transfer)
+            # A table's indexes are sorted as soon as its rows are in: the move log's while the deals' scratch
+            # file is still being written (the last of them), not after.
+            copy_rows(conn, parts, transfer, indexed)
             return
         for table, rows in parts:
             data = rows() if callable(rows) else rows
@@ -238,6 +249,10 @@ def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Itera
         conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
     for table in tables:
         reset_id_sequence(conn, table)
+
+
+def _has_unique(table: Table) -> bool:
+    return any(isinstance(c, UniqueConstraint) for c in table.constraints) or any(ix.unique for ix in table.indexes)
 
 
 def reset_id_sequence(conn: Connection, table: Table) -> None:

@@ -29,6 +29,7 @@ from voronka.store.engine import (
     check_foreign_keys,
     make_engine,
     one_statement,
+    restore_wal,
 )
 from voronka.store.schema import (
     activities,
@@ -203,8 +204,9 @@ class WorkspaceStore:
                     try:
                         conn.info.pop(VERIFIED, None)
                         conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
-                    except Exception:  # no connection may go back to the pool with foreign keys off
-                        conn.invalidate()
+                        restore_wal(conn)  # when the load ran with a rollback journal
+                    except Exception:  # no connection may go back to the pool with foreign keys off (or out of WAL;
+                        conn.invalidate()  # the next connection's set-up turns WAL on again)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
