@@ -149,21 +149,26 @@ def test_a_row_written_after_the_checked_copy_is_checked_at_the_commit(tmp_path:
     ws.close()
 
 
+def _creation_moves(deals_table: pa.Table) -> pa.Table:
+    """One creation move per deal of ``deals_table`` (ids 1…), in its stage at its creation time."""
+    return pa.table(
+        {
+            "id": np.arange(1, deals_table.num_rows + 1, dtype=np.int64),
+            "deal_id": deals_table.column("id"),
+            "pipeline_id": deals_table.column("pipeline_id"),
+            "stage_id": deals_table.column("stage_id"),
+            "at": deals_table.column("created_at"),
+        }
+    )
+
+
 def test_a_big_move_log_lands_whole_through_two_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A table without a unique index is written in two scratch files, the second copied into the table the first
     filled; every row lands once, indexes included."""
     monkeypatch.setattr(_sqlite_copy, "SLICE_ROWS", BIG // 4)
     ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
     data = _deals(ws, BIG)
-    moves = pa.table(
-        {
-            "id": np.arange(1, BIG + 1, dtype=np.int64),
-            "deal_id": data.column("id"),
-            "pipeline_id": data.column("pipeline_id"),
-            "stage_id": data.column("stage_id"),
-            "at": data.column("created_at"),
-        }
-    )
+    moves = _creation_moves(data)
     both = [deals, stage_moves]
     with ws.transaction(bulk=both) as conn, bulk_rows(conn, both, 2 * BIG) as insert:
         insert([(deals, data), (stage_moves, moves)])
@@ -295,15 +300,7 @@ def test_the_move_log_is_transferred_without_its_indexes_and_gets_them_back_sort
     made again after the copy, so they are whole and in use; the deals keep theirs through the scratch file."""
     ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
     data = _deals(ws, BIG)
-    moves = pa.table(
-        {
-            "id": np.arange(1, BIG + 1, dtype=np.int64),
-            "deal_id": data.column("id"),
-            "pipeline_id": data.column("pipeline_id"),
-            "stage_id": data.column("stage_id"),
-            "at": data.column("created_at"),
-        }
-    )
+    moves = _creation_moves(data)
     scratch_indexes: dict[str, list[str]] = {}
     original = _sqlite_copy._scratch
 
