@@ -70,13 +70,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def token_digest(token: str) -> str:
-    """What the store keeps of an API token (its SHA-256, hex): the key a token is looked up by."""
-    return _digest(token)
+    """What the store keeps of a session or API token (its SHA-256, hex): the key a token is looked up by."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _check_login(login: str) -> str:
@@ -199,7 +195,7 @@ def start_session(store: WorkspaceStore, account: Account, *, days: float = SESS
         conn.execute(web_sessions.delete().where(web_sessions.c.expires_at < now))
         conn.execute(
             web_sessions.insert().values(
-                token_hash=_digest(token), user_id=account.id, csrf=csrf, created_at=now, expires_at=expires
+                token_hash=token_digest(token), user_id=account.id, csrf=csrf, created_at=now, expires_at=expires
             )
         )
     return token, Session(account, csrf, expires)
@@ -211,7 +207,7 @@ def session(store: WorkspaceStore, token: str) -> Session | None:
         row = conn.execute(
             select(*_COLUMNS, web_sessions.c.csrf, web_sessions.c.expires_at, users.c.active)
             .select_from(web_sessions.join(users, users.c.id == web_sessions.c.user_id))
-            .where(web_sessions.c.token_hash == _digest(token))
+            .where(web_sessions.c.token_hash == token_digest(token))
         ).one_or_none()
     if row is None or row.expires_at <= _now() or not row.active:
         return None
@@ -220,7 +216,7 @@ def session(store: WorkspaceStore, token: str) -> Session | None:
 
 def end_session(store: WorkspaceStore, token: str) -> None:
     with store.transaction() as conn:
-        conn.execute(web_sessions.delete().where(web_sessions.c.token_hash == _digest(token)))
+        conn.execute(web_sessions.delete().where(web_sessions.c.token_hash == token_digest(token)))
 
 
 # -- API tokens ---------------------------------------------------------------------------------------------
@@ -235,7 +231,7 @@ def create_token(store: WorkspaceStore, login: str, name: str = "api") -> str:
             raise NotFoundError(f"No user with login {login!r}. Add one with `voronka user add`.")
         conn.execute(
             api_tokens.insert().values(
-                token_hash=_digest(token), user_id=uid, name=name.strip() or "api", created_at=_now()
+                token_hash=token_digest(token), user_id=uid, name=name.strip() or "api", created_at=_now()
             )
         )
     return token
@@ -251,7 +247,7 @@ _TOKEN_ACCOUNT = (  # built once: every API request runs it
 def token_account(store: WorkspaceStore, token: str) -> Account | None:
     """The account an API token acts as, or None when the token is unknown or revoked."""
     with store.engine.connect().execution_options(**one_statement(store.engine)) as conn:
-        row = conn.execute(_TOKEN_ACCOUNT, {"digest": _digest(token)}).one_or_none()
+        row = conn.execute(_TOKEN_ACCOUNT, {"digest": token_digest(token)}).one_or_none()
     if row is None or not row.active:
         return None
     return _account(row)

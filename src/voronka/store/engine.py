@@ -223,8 +223,9 @@ def restore_wal(conn: Connection) -> None:
 
 
 def one_statement(engine: Engine) -> dict[str, Any]:
-    """Execution options for a connection that runs one read statement: on PostgreSQL no transaction around it
-    (autocommit), which spares the BEGIN and the ROLLBACK, two of its three round trips; nothing elsewhere."""
+    """Execution options for a connection that runs one statement at a time (a read, or a write that is whole in
+    one statement): on PostgreSQL no transaction around it (autocommit), which spares the BEGIN and the
+    COMMIT or ROLLBACK, two of its three round trips; nothing elsewhere."""
     return {"isolation_level": "AUTOCOMMIT"} if engine.dialect.name == "postgresql" else {}
 
 
