@@ -176,10 +176,9 @@ def test_the_compiled_kernel_gives_what_numpy_gives(
             n = len(pipe.open_stages)
             pos = sf._stage_positions(pipe, log)[log.move_stage]
             starts = np.flatnonzero(np.r_[True, log.move_deal[1:] != log.move_deal[:-1]]) if len(pos) else pos[:0]
-            ends = np.r_[starts[1:], len(pos)] - 1 if len(pos) else starts
             idx = np.searchsorted(log.deal_id, log.move_deal[starts])
             status = np.asarray(np.random.default_rng(len(pos)).integers(0, 4, len(starts)), dtype=np.int8)
-            want = sf._facts_numpy(pos, log, starts, ends, status, idx, n)
+            want = sf._facts_numpy(pos, log, starts, status, idx, n)
             got = deal_facts_kernel(
                 pos, log.move_at, log.move_reason, starts, status, idx, log.deal_since, log.exit_at, n
             )

@@ -85,7 +85,7 @@ def test_a_cached_kernel_loads_without_numbas_compiler_and_a_miss_still_compiles
         textwrap.dedent(
             """
             import numpy as np
-            from voronka.analytics.events._jit import kernel
+            from voronka.analytics._jit import kernel
 
             @kernel
             def order(a):

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -104,7 +103,7 @@ def test_two_threads_enter_the_table_as_one_does(log: pd.DataFrame, kw: dict[str
     _same(two, _run(coded, kw, enter_threads=1, event_values=values))
 
 
-def test_a_big_batch_on_two_threads_grows_the_table_and_matches_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_big_batch_on_two_threads_grows_the_table_and_matches_one_thread() -> None:
     # Enough rows for two threads by default, entities enough for the tables to grow while both enter.
     rng = np.random.default_rng(7)
     n = 200_000

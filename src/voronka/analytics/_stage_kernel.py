@@ -8,15 +8,15 @@ that. Small logs keep the NumPy path (no compiler to load); ``tests/analytics`` 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
+
+from voronka.analytics._jit import kernel
+from voronka.analytics._log import I64
 
 _OPEN, _WON, _LOST, _MOVED = 0, 1, 2, 3
 
-I64 = NDArray[np.int64]
 
-
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def deal_facts_kernel(  # noqa: PLR0913 - the log's columns, as the NumPy path takes them
     pos: I64,
     move_at: I64,

@@ -232,7 +232,6 @@ def _deal_facts(
     pipe: Pipeline, log: PipelineLog, pos: NDArray[np.int64], starts: NDArray[np.int64], n: int
 ) -> tuple[_Deals, list[tuple[NDArray[np.float64], NDArray[np.int64]]]]:
     m = len(pos)
-    ends = np.r_[starts[1:], m] - 1 if m else starts  # last move of each deal (none in an empty log)
     deal_ids = log.move_deal[starts] if m else np.zeros(0, np.int64)
     idx = np.searchsorted(log.deal_id, deal_ids)
     won_id = pipe.won_stage.id
@@ -252,7 +251,7 @@ def _deal_facts(
         )
     else:
         max_pos, bits, end_pos, cur_pos, reason, entry, cycle, total, count = _facts_numpy(
-            pos, log, starts, ends, status, idx, n
+            pos, log, starts, status, idx, n
         )
     sums = [(total[:, k], count[:, k]) for k in range(n)]
     facts = _Deals(
@@ -271,10 +270,11 @@ def _deal_facts(
 
 
 def _facts_numpy(
-    pos: I64, log: PipelineLog, starts: I64, ends: I64, status: NDArray[np.int8], idx: I64, n: int
+    pos: I64, log: PipelineLog, starts: I64, status: NDArray[np.int8], idx: I64, n: int
 ) -> tuple[I64, I64, I64, I64, I64, I64, I64, NDArray[np.float64], I64]:
     """What ``_stage_kernel.deal_facts_kernel`` computes, as vectorised NumPy passes (for small logs)."""
     m = len(pos)
+    ends = np.r_[starts[1:], m] - 1 if m else starts  # last move of each deal (none in an empty log)
     is_open = (pos >= 0) & (pos < n)
     open_pos = np.where(is_open, pos, -1)
     max_pos = np.maximum.reduceat(open_pos, starts) if m else np.zeros(0, np.int64)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from voronka.analytics._jit import kernel
 from voronka.analytics.events._bits import (
     ANY,
     EXCL_BITS,
@@ -26,7 +27,6 @@ from voronka.analytics.events._bits import (
     STEP_BITS,
     STRICT,
 )
-from voronka.analytics.events._jit import kernel
 from voronka.analytics.events._table import entities
 
 _SMALL = 32  # entities with at most this many rows are ordered by insertion

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from voronka.analytics._jit import kernel
 from voronka.analytics.events._bits import (
     EXCL_BITS,
     FIRST_TOUCH,
@@ -31,7 +32,6 @@ from voronka.analytics.events._bits import (
     STEP_BITS,
     TRACKED,
 )
-from voronka.analytics.events._jit import kernel
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

@@ -21,7 +21,16 @@ from voronka.analytics.events import _bits as K
 from voronka.analytics.events.query import FunnelQuery, FunnelQueryError, _us, to_micros
 from voronka.analytics.events.result import FunnelResult, Units, build_result
 from voronka.analytics.events.source import EventSource, _is_store, check_columns, column_types, relation_sql
-from voronka.analytics.events.sql import DUCKDB, base_type, is_int, is_numeric, mask_sql, prune_sql, time_us_sql
+from voronka.analytics.events.sql import (
+    DUCKDB,
+    INT_TYPES,
+    base_type,
+    is_int,
+    is_numeric,
+    mask_sql,
+    prune_sql,
+    time_us_sql,
+)
 from voronka.analytics.events.stages import crm_union_sql
 
 _SMALL_INT_RANGE = 1 << 16
@@ -194,7 +203,7 @@ def _scan_sql(
     return sql, entity_labels, labels, None
 
 
-_INT64_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+_INT64_TYPES = tuple(t for t in INT_TYPES if t not in ("UBIGINT", "HUGEINT"))  # the integers that fit an int64
 _LUT_SPAN = 1 << 16  # event values named by steps further apart than this are matched in SQL
 
 
@@ -350,14 +359,12 @@ def _load_numba_without_blas() -> None:
 
 
 def _run_one_row(q: FunnelQuery) -> None:
-    from voronka.analytics.events import _table
-
     ingest = Ingest(q)
     ingest.add(*(np.zeros(1, dt) for dt in _DTYPES))
     rule = event_rule(FunnelQuery(steps=("0",)), "BIGINT")
     assert rule is not None and ingest.table is not None
     ingest.add_events(*(np.zeros(1, dt) for dt in _EVENT_DTYPES), rule=rule)
-    _table.grow(ingest.table, _table.new_slots(2 * len(ingest.table[0])))  # loaded now, not in the middle of a scan
+    ingest._grow()  # loaded now, not in the middle of a scan
     ingest.units()
 
 
@@ -374,7 +381,7 @@ class Ingest:
         self.cols: tuple[NDArray[Any], ...] | None = None
         self.n_kept = 0
         self.counts: list[NDArray[np.int64]] = []  # per batch: kept rows per bucket
-        self.scratch: tuple[NDArray[Any], ...] | None = None  # rows in bucket order, kept rows, bucket per row
+        self.scratch: tuple[NDArray[Any], ...] | None = None  # rows in bucket order (records), bucket per row
 
     def add(self, ent: NDArray[Any], ts: NDArray[Any], mask: NDArray[Any], code: NDArray[Any]) -> None:
         """Enter rows with their masks (made in SQL)."""
