@@ -39,7 +39,7 @@ def test_a_cp1251_column_decodes_as_python_does(values: list[str]) -> None:
     assert decoded[1] is False  # no UTF-8 text read as Windows-1251 here
 
 
-@pytest.mark.parametrize("repeat", [1, 5000], ids=["distinct", "repeated"])
+@pytest.mark.parametrize("repeat", [1, 5000], ids=["repeated", "distinct"])
 def test_utf8_text_in_a_cp1251_column_is_a_suspect_and_an_undefined_byte_a_refusal(repeat: int) -> None:
     utf8 = [f"Привет {i % repeat}".encode() for i in range(5000)]  # read as cp1251: "РџСЂРёРІРµС‚"
     decoded = _from_cp1251(pa.array(utf8, pa.binary()))

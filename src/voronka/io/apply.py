@@ -29,7 +29,7 @@ from voronka.domain.pipeline import Pipeline, Stage, StageKind, reason_id_of
 from voronka.domain.templates import DEFAULT_LOST, DEFAULT_WON
 from voronka.errors import NotFoundError
 from voronka.io.batch import DealRecord, ImportBatch, MoveRecord, PipelineSpec, RowRef, guess_kind
-from voronka.io.columnar import gc_paused, small_pages
+from voronka.io.columnar import big_load
 from voronka.io.problems import ImportRefusedError, Problem
 from voronka.io.snapshots import insert_snapshots
 from voronka.store.bulk import BIG
@@ -95,6 +95,7 @@ def landing(store: WorkspaceStore, summary: ImportSummary, *, bulk: bool = False
         pass
 
 
+@big_load()  # ordinary pages for fresh memory, no cycle collections (see columnar)
 def apply_batch(
     store: WorkspaceStore,
     batch: ImportBatch,
@@ -105,13 +106,7 @@ def apply_batch(
     now: datetime | None = None,
 ) -> ImportSummary:
     """Write ``batch`` in one transaction; see the module docstring for the rules."""
-    with small_pages(), gc_paused():  # ordinary pages for fresh memory, no cycle collections (see columnar)
-        return _apply(store, batch, create_missing, skip_bad_rows, dry_run, now or datetime.now(UTC))
-
-
-def _apply(
-    store: WorkspaceStore, batch: ImportBatch, create_missing: bool, skip_bad_rows: bool, dry_run: bool, now: datetime
-) -> ImportSummary:
+    now = now or datetime.now(UTC)
     _check_duplicates(batch)
     summary = ImportSummary(read=batch.read, dry_run=dry_run)
     with landing(store, summary, bulk=len(batch.deals) >= BIG) as conn:

@@ -128,6 +128,14 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def big_load() -> Iterator[None]:
+    """What a big file's read and its landing run under: ordinary pages for fresh memory (``small_pages``) and no
+    cycle collections (``gc_paused``). Also a decorator."""
+    with small_pages(), gc_paused():
+        yield
+
+
 class Doubt(Exception):
     """Something the fast path will not decide; the row reader will."""
 
@@ -179,7 +187,7 @@ def read_columns(table: Table) -> Columns | None:
     # One line per row (and the header): no value holds a line break.
     lines = _count(raw, b"\n", start) + (0 if raw[-1:] == b"\n" else 1)
     multiline = lines != data.num_rows + 1
-    suspects = set(names)  # columns where UTF-8 text may hide in a Windows-1251 file (mojibake)
+    suspects: set[str] = set()  # columns where UTF-8 text may hide in a Windows-1251 file (mojibake)
     if cp1251:
         with ThreadPoolExecutor(THREADS) as pool:
             decoded = list(pool.map(lambda name: _from_cp1251(data.column(name).combine_chunks()), names))
@@ -187,11 +195,10 @@ def read_columns(table: Table) -> Columns | None:
             return None
         data = pa.table({name: d[0] for name, d in zip(names, decoded, strict=True) if d is not None})
         suspects = {name for name, d in zip(names, decoded, strict=True) if d is not None and d[1]}
-    else:
-        suspects = set()
 
     def trimmed(name: str) -> pa.Array | None:
-        col = data.column(name).combine_chunks()
+        chunks = data.column(name)  # one chunk after decoding (combine_chunks would copy it all the same)
+        col = chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()
         if _may_need_trim(col):
             col = pc.utf8_trim_whitespace(col)
         if multiline and pc.any(pc.match_substring(col, "\n")).as_py():

@@ -150,9 +150,7 @@ def read_deals(
     used = set(cols.columns.values())
     extra = [(i, h) for i, h in enumerate(table.header) if i not in used and h]
     created_default = now or datetime.now(UTC)
-    with columnar.small_pages(), columnar.gc_paused():
-        fast = _read_fast(batch, table, cols, extra, currency, created_default)
-    if fast:
+    if _read_fast(batch, table, cols, extra, currency, created_default):
         return batch
     keys = _RowKeys()
     for n, cells in table.rows:
@@ -205,6 +203,7 @@ def read_deals(
 NO_CREATED = "deals without a creation date: entered at the import time"
 
 
+@columnar.big_load()  # ordinary pages for fresh memory, no cycle collections while the file is read
 def _read_fast(
     batch: ImportBatch,
     table: Table,

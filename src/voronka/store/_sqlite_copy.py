@@ -22,6 +22,7 @@ import shutil
 import sqlite3
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import suppress
@@ -86,7 +87,7 @@ def copy_rows(
             for piece in _slices(data, shapes[table]):
                 path = folder / f"{len(written)}.db"
                 written[pool.submit(_scratch, path, piece, shapes[table])] = (table, piece, shapes[table])
-        left = {table: sum(1 for t, _, _ in written.values() if t is table) for table, _ in made}
+        left = Counter(t for t, _, _ in written.values())  # scratch files still to copy, per table
         for done in list(written) if checked else as_completed(written):
             table, data, s = written[done]
             scratch = done.result()

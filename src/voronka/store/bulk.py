@@ -188,8 +188,9 @@ def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Itera
 
     On SQLite, big loads go through scratch files (:mod:`voronka.store._sqlite_copy`). In a bulk transaction
     (foreign keys checked once before the commit), an empty table gets its rows and index entries copied as
-    they are from a scratch table of its exact shape. Otherwise, when the load is big compared with the tables,
-    their secondary indexes are dropped first and rebuilt after (one sort instead of a million B-tree inserts)
+    they are from a scratch table of its exact shape (a table without a unique constraint, the move log, as bare
+    records: its indexes are dropped and sorted here after). Otherwise, when the load is big compared with the
+    tables, their secondary indexes are dropped first and rebuilt after (one sort instead of a million B-tree inserts)
     — inside the same transaction, so a failure leaves them as they were. Small loads go to the driver's
     ``executemany``; other databases get the rows through SQLAlchemy, converted to Python values.
     """
@@ -210,8 +211,8 @@ def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Itera
                 ix.drop(conn)
         if len(transfer) < len(tables) or rebuild:
             # Rows inserted one by one, and indexes sorted, on this connection: 256 MiB of pages while the load
-            # runs. Records transferred as they are need no more than the usual cache: new pages go to the WAL as
-            # they fill, and that memory is used again instead of a quarter GiB of fresh pages.
+            # runs. Records transferred as they are need no more than the usual cache: new pages go to the journal
+            # or the file as they fill, and that memory is used again instead of a quarter GiB of fresh pages.
             cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
             conn.exec_driver_sql("PRAGMA cache_size=-262144")
 

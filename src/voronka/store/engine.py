@@ -184,7 +184,7 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-# Set on a connection whose bulk transaction runs with a rollback journal: restore_wal puts WAL back after it.
+# Set on a connection whose bulk transaction runs with a rollback journal: end_bulk puts WAL back after it.
 LEFT_WAL = "voronka.left_wal"
 
 
@@ -211,15 +211,17 @@ def _leave_wal(conn: Any) -> None:
         conn.info[LEFT_WAL] = True
 
 
-def restore_wal(conn: Connection) -> None:
-    """WAL and ``synchronous=NORMAL`` again after a transaction that ran with a rollback journal (see
-    :func:`_leave_wal`); waits the busy timeout for readers that came meanwhile. Raises when it cannot."""
+def end_bulk(conn: Connection) -> None:
+    """Undo what ``_on_begin`` did for a bulk transaction on SQLite: foreign keys on again and, when it ran with a
+    rollback journal (see :func:`_leave_wal`), WAL and ``synchronous=NORMAL`` back (waiting the busy timeout for
+    readers that came meanwhile). Raises when it cannot: the caller then drops the connection."""
+    raw: Any = conn.connection.driver_connection
+    raw.execute("PRAGMA foreign_keys=ON")
     if conn.info.pop(LEFT_WAL, False):
-        raw: Any = conn.connection.driver_connection
         mode = raw.execute("PRAGMA main.journal_mode=WAL").fetchone()[0]
         raw.execute("PRAGMA synchronous=NORMAL")
         if mode != "wal":
-            raise InputError(f"could not put the workspace back in WAL mode (it is in {mode} mode)")
+            raise RuntimeError(f"could not put the workspace back in WAL mode (it is in {mode} mode)")
 
 
 def one_statement(engine: Engine) -> dict[str, Any]:

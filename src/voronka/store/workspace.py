@@ -27,9 +27,9 @@ from voronka.store.engine import (
     VERIFIED,
     WRITE,
     check_foreign_keys,
+    end_bulk,
     make_engine,
     one_statement,
-    restore_wal,
 )
 from voronka.store.schema import (
     activities,
@@ -203,8 +203,7 @@ class WorkspaceStore:
                 if bulk and self.engine.dialect.name == "sqlite":
                     try:
                         conn.info.pop(VERIFIED, None)
-                        conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
-                        restore_wal(conn)  # when the load ran with a rollback journal
+                        end_bulk(conn)  # foreign keys on, and WAL back when the load left it
                     except Exception:  # no connection may go back to the pool with foreign keys off (or out of WAL;
                         conn.invalidate()  # the next connection's set-up turns WAL on again)
 
