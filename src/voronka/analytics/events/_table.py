@@ -234,7 +234,8 @@ def grow(table, slots2):
             d = b * cap + np.int64(_hash(slots[s, KEY]) & np.uint64(cap - 1))
             while slots2[d, META] != EMPTY:
                 d = b * cap + ((d - b * cap + 1) & (cap - 1))
-            slots2[d, :] = slots[s, :]
+            for k in range(4):  # not slots2[d, :] = slots[s, :]: a slice copy compiles for seconds
+                slots2[d, k] = slots[s, k]
     return slots2, count, units
 
 

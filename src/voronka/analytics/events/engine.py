@@ -373,7 +373,7 @@ class Ingest:
 
     def __init__(self, q: FunnelQuery, threads: int = 1) -> None:
         self.q = q
-        self.threads = threads  # 2: a batch enters the table on two threads, half the buckets each
+        self.threads = threads  # 2: a batch enters the table, and the walk runs, on two threads (half each)
         self.table: tuple[NDArray[Any], ...] | None = None
         self.bits = 0
         # The kept rows (local id, time, mask, code), batch after batch, each batch in bucket order: whole columns
@@ -519,8 +519,22 @@ class Ingest:
         attribution = {"first_touch": K.FIRST, "last_touch": K.LAST, "step": K.AT_STEP}[q.attribution]
         attr_step = (q.attribution_step or 1) - 1
         attempts = q.count == "attempts"
-        p = kernel_params(q)
-        _kernel.funnel(*cols, boffs, self.table, unit_offs, n, p, first_only, attempts, attribution, attr_step, out)
+        args = (*cols, boffs, self.table, unit_offs, n, kernel_params(q), first_only, attempts, attribution, attr_step)
+        nb = boffs.shape[1] - 1
+        rows = np.cumsum(np.diff(boffs, axis=1).sum(axis=0))  # kept rows up to and including each bucket
+        # Two threads, each walking the buckets of about half the rows (the kernel releases the GIL); one when the
+        # rows are few.
+        half = int(np.searchsorted(rows, rows[-1] // 2)) + 1 if nb and rows[-1] >= _PARALLEL_ROWS else nb
+        parts = [(0, half), (half, nb)] if self.threads > 1 and 0 < half < nb else [(0, nb)]
+        if len(parts) == 1:
+            _kernel.funnel(*args, out, 0, nb)
+        else:
+            helper = threading.Thread(target=_kernel.funnel, args=(*args, out, *parts[1]), name="voronka-events-walk")
+            helper.start()
+            try:
+                _kernel.funnel(*args, out, *parts[0])
+            finally:
+                helper.join()
         return Units(*out)
 
 
