@@ -166,7 +166,7 @@ def test_the_compiled_kernel_gives_what_numpy_gives(
 
     from voronka.analytics import stage_funnel as sf
     from voronka.analytics._log import load_pipeline_log
-    from voronka.analytics._stage_kernel import deal_facts_kernel
+    from voronka.analytics._stage_kernel import deal_facts
 
     ws, _ = built(sqlite_template, tmp_path, plans)
     try:
@@ -179,9 +179,7 @@ def test_the_compiled_kernel_gives_what_numpy_gives(
             idx = np.searchsorted(log.deal_id, log.move_deal[starts])
             status = np.asarray(np.random.default_rng(len(pos)).integers(0, 4, len(starts)), dtype=np.int8)
             want = sf._facts_numpy(pos, log, starts, status, idx, n)
-            got = deal_facts_kernel(
-                pos, log.move_at, log.move_reason, starts, status, idx, log.deal_since, log.exit_at, n
-            )
+            got = deal_facts(pos, log.move_at, log.move_reason, starts, status, idx, log.deal_since, log.exit_at, n)
             for w, g in zip(want, got, strict=True):
                 np.testing.assert_array_equal(np.asarray(w).reshape(np.shape(g)), g)
     finally:

@@ -244,9 +244,9 @@ def _deal_facts(
     status[~here] = _MOVED
 
     if m >= KERNEL_MIN_MOVES:
-        from voronka.analytics._stage_kernel import deal_facts_kernel
+        from voronka.analytics._stage_kernel import deal_facts
 
-        max_pos, bits, end_pos, cur_pos, reason, entry, cycle, total, count = deal_facts_kernel(
+        max_pos, bits, end_pos, cur_pos, reason, entry, cycle, total, count = deal_facts(
             pos, log.move_at, log.move_reason, starts, status, idx, log.deal_since, log.exit_at, n
         )
     else:
