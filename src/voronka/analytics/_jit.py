@@ -15,7 +15,7 @@ from numba import njit
 
 
 def kernel(fn: Any = None, **options: Any) -> Any:
-    """``@kernel`` or ``@kernel(parallel=True, …)``: ``njit(cache=True, …)`` with the light cache load."""
+    """``@kernel`` or ``@kernel(nogil=True, …)``: ``njit(cache=True, …)`` with the light cache load."""
     if fn is None:
         return lambda f: kernel(f, **options)
     disp = njit(cache=True, **options)(fn)
