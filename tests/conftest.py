@@ -20,28 +20,14 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import typer.testing
-from hypothesis import settings
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
-from tests.scenarios import build_scenario
-from voronka.service.workspace import Workspace
-from voronka.store import migrate
-from voronka.store.engine import make_engine
-
-# Property tests are reproducible by default: the same examples on every run, so CI never fails on a new random
-# draw. `HYPOTHESIS_PROFILE=explore make test` searches with fresh random examples; pin what it finds as a test.
-settings.register_profile("default", derandomize=True)
-settings.register_profile("explore", derandomize=False)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
-
-# Typer's CliRunner rebuilds the click command tree from the app's signatures on every invoke (about 40 ms for
-# this app: over a minute of the suite). The tree is fixed once the app is imported, so it is built once per app.
-typer.testing._get_command = functools.cache(typer.testing._get_command)
+if TYPE_CHECKING:
+    from voronka.service.workspace import Workspace
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgresql")
@@ -96,12 +82,25 @@ def _runs_events(config: pytest.Config) -> bool:
     return False
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Start compiling the event-funnel kernels in the background (tests/events/warm.py), once per run."""
-    from tests.events.warm import LOCK
+def _controller(config: pytest.Config) -> bool:
+    """Whether this process is pytest-xdist's controller, which hands the tests to workers and runs none."""
+    return not hasattr(config, "workerinput") and config.getoption("dist", "no") != "no"
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Set up a process that runs tests; start compiling the event-funnel kernels in the background
+    (tests/events/warm.py), once per run.
+
+    Nothing here or at the top of this module imports Voronka, pandas or Hypothesis: under pytest-xdist the
+    controller runs no test, and on a fresh clone (no bytecode cached yet) those imports cost it seconds of CPU
+    that the workers, importing the same, need.
+    """
+    if hasattr(config, "workerinput") or not _controller(config):
+        _set_up_tests()
     if hasattr(config, "workerinput") or not _runs_events(config):  # xdist workers: the controller started it
         return
+    from tests.events.warm import LOCK
+
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(LOCK, os.O_RDWR | os.O_CREAT)
     try:
@@ -115,6 +114,21 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     finally:
         os.close(fd)
+
+
+def _set_up_tests() -> None:
+    import typer.testing
+    from hypothesis import settings
+
+    # Property tests are reproducible by default: the same examples on every run, so CI never fails on a new
+    # random draw. `HYPOTHESIS_PROFILE=explore make test` searches with fresh random examples; pin what it finds.
+    settings.register_profile("default", derandomize=True)
+    settings.register_profile("explore", derandomize=False)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+    # Typer's CliRunner rebuilds the click command tree from the app's signatures on every invoke (about 40 ms for
+    # this app: over a minute of the suite). The tree is fixed once the app is imported: built once per app.
+    typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -152,6 +166,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated, empty SQLite workspace; tests copy it instead of running the migration each time."""
+    from voronka.service.workspace import Workspace
+
     path = tmp_path_factory.mktemp("template") / "template.db"
     Workspace.connect(f"sqlite:///{path}").close()
     return path
@@ -195,6 +211,9 @@ def pg_migration() -> Statements:
     Replaying them makes a fresh schema at the head revision in milliseconds instead of a migration per test;
     the migration itself is tested on an empty schema in tests/store.
     """
+    from voronka.store import migrate
+    from voronka.store.engine import make_engine
+
     if pg_unavailable() is not None:
         return []
     recorded: Statements = []
@@ -323,6 +342,8 @@ def backend(backend_url: str) -> str:
 @pytest.fixture
 def ws(backend_url: str) -> Iterator[Workspace]:
     """A fresh workspace, on SQLite (temp file) and on PostgreSQL (fresh schema)."""
+    from voronka.service.workspace import Workspace
+
     w = Workspace.connect(backend_url)
     yield w
     w.close()
@@ -336,6 +357,8 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 @pytest.fixture
 def sqlite_ws(sqlite_url: str) -> Iterator[Workspace]:
+    from voronka.service.workspace import Workspace
+
     w = Workspace.connect(sqlite_url)
     yield w
     w.close()
@@ -344,4 +367,6 @@ def sqlite_ws(sqlite_url: str) -> Iterator[Workspace]:
 @pytest.fixture
 def deals_for(ws: Workspace) -> Callable[[dict[str, Any]], list[int]]:
     """``deals_for({...})``: build a scenario written as data in ``ws``; returns the deal ids in order."""
+    from tests.scenarios import build_scenario
+
     return lambda scenario: build_scenario(ws, scenario)

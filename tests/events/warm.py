@@ -14,15 +14,16 @@ from datetime import timedelta
 from itertools import product
 from pathlib import Path
 
-import pandas as pd
-
-from tests.events.journeys import T0, funnel
-from voronka.analytics.events import Exclusion, Step
-
+# Only this at import: the root conftest takes it in every process, the controller of a parallel run included.
 LOCK = Path(__file__).resolve().parents[2] / ".pytest_cache" / "numba-warm.lock"
 
 
 def main() -> None:
+    import pandas as pd
+
+    from tests.events.journeys import T0, funnel
+    from voronka.analytics.events import Exclusion, Step
+
     log = pd.DataFrame(
         {
             "entity": pd.Series([1, 1, 1, 2, 2, 3], dtype="int64"),
