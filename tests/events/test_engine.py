@@ -133,3 +133,29 @@ def test_batches_on_two_threads_fill_the_kept_columns_as_one_batch_does(monkeypa
     assert pieces.bits == 3 and pieces.cols is not None and len(pieces.cols[0]) > 9_000  # it grew
     for x, y in zip(_sorted_units(whole), _sorted_units(pieces), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("fails", ["walk", "enter"])
+def test_an_error_on_the_second_thread_is_raised_not_lost(monkeypatch: pytest.MonkeyPatch, fails: str) -> None:
+    # The walk and the entering of a batch each run half the buckets on a second thread: what fails there must
+    # reach the caller, not leave units unwritten (or, entering, a part that never finishes).
+    from voronka.analytics.events import _kernel, _table
+    from voronka.analytics.events import engine as E
+
+    monkeypatch.setattr(E, "_PARALLEL_ROWS", 1)
+    module, name = (_kernel, "funnel") if fails == "walk" else (_table, "ingest")
+    real = getattr(module, name)
+    first_bucket = -2 if fails == "walk" else 2  # funnel(..., out, b0, b1); ingest(rec, starts, b0, ...)
+
+    def second_half_fails(*args: object) -> object:
+        if args[first_bucket] > 0:
+            raise MemoryError("no room")
+        return real(*args)
+
+    ingest = Ingest(FunnelQuery(steps=("a", "b", "c"), window="20s"), threads=2)
+    rows = _rows(60_000, 5_000, seed=4)
+    if fails == "walk":
+        ingest.add(*rows)
+    monkeypatch.setattr(module, name, second_half_fails)
+    with pytest.raises(MemoryError, match="no room"):
+        ingest.add(*rows) if fails == "enter" else ingest.units()

@@ -10,6 +10,7 @@ import gc
 import queue
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -477,12 +478,7 @@ class Ingest:
             for t in pending:
                 run(t)
             return
-        helper = threading.Thread(target=run, args=(pending[1],), name="voronka-events-enter")
-        helper.start()
-        try:
-            run(pending[0])
-        finally:
-            helper.join()
+        _on_two_threads(run, (pending[0],), (pending[1],))
 
     def _grow(self) -> None:
         from voronka.analytics.events import _table
@@ -529,13 +525,17 @@ class Ingest:
         if len(parts) == 1:
             _kernel.funnel(*args, out, 0, nb)
         else:
-            helper = threading.Thread(target=_kernel.funnel, args=(*args, out, *parts[1]), name="voronka-events-walk")
-            helper.start()
-            try:
-                _kernel.funnel(*args, out, *parts[0])
-            finally:
-                helper.join()
+            _on_two_threads(_kernel.funnel, (*args, out, *parts[0]), (*args, out, *parts[1]))
         return Units(*out)
+
+
+def _on_two_threads(fn: Any, here: tuple[Any, ...], there: tuple[Any, ...]) -> None:
+    """``fn(*here)`` on this thread while ``fn(*there)`` runs on another; an exception on either is raised here
+    (after both have stopped)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="voronka-events") as pool:
+        other = pool.submit(fn, *there)
+        fn(*here)
+        other.result()
 
 
 def _readonly(a: NDArray[Any], dtype: Any) -> NDArray[Any]:
