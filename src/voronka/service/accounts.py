@@ -32,15 +32,23 @@ LOCALES = ("en", "ru")
 SESSION_DAYS = 14
 MIN_PASSWORD = 8
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters (RFC 9106 low-memory)
-# Checked against when the login is unknown, so that a wrong login costs as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("voronka-dummy-password")
+# Checked against when the login is unknown, so that a wrong login costs as long as a wrong password. Made on
+# first use, not at import: an argon2 hash takes a third of a second, and every command imports this module.
+_DUMMY_HASH: str | None = None
 
 
 def use_hasher(hasher: PasswordHasher) -> None:
     """Hash new passwords with ``hasher`` (tests use cheap argon2 parameters; old hashes still verify)."""
     global _HASHER, _DUMMY_HASH
     _HASHER = hasher
-    _DUMMY_HASH = hasher.hash("voronka-dummy-password")
+    _DUMMY_HASH = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:  # two threads may both make one here: either hash serves
+        _DUMMY_HASH = _HASHER.hash("voronka-dummy-password")
+    return _DUMMY_HASH
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +170,7 @@ def authenticate(store: WorkspaceStore, login: str, password: str) -> Account | 
         row = conn.execute(
             select(*_COLUMNS, users.c.password_hash, users.c.active).where(users.c.login == login.strip())
         ).one_or_none()
-    stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
+    stored = row.password_hash if row is not None and row.password_hash else _dummy_hash()
     try:
         _HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
