@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -247,3 +249,14 @@ def test_stuck(cli: Run) -> None:
     assert "Stuck deals: 2" in table and "Forgotten" in table and "Planned" not in table
     rows = list(csv.DictReader(io.StringIO(cli("stuck", "--format", "csv").stdout)))
     assert sorted(int(r["id"]) for r in rows) == [stuck, overdue]
+
+
+def test_a_command_starts_without_the_heavy_libraries() -> None:
+    # Every command imports the CLI; pandas (0.3 s), SciPy, Numba, Plotly and scikit-learn are imported where a
+    # command uses them, so `voronka --help` or an import does not wait for them.
+    code = (
+        "import sys, voronka.cli.main, voronka.io.deals, voronka.io.apply; "
+        "print(sorted({'pandas', 'scipy', 'numba', 'plotly', 'sklearn', 'statsmodels'} & set(sys.modules)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert loaded.stdout.strip() == "[]"

@@ -6,13 +6,15 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import and_, exists, false, or_, select
 
 from voronka.store.schema import activities, deals, pipelines, stages, users
 from voronka.store.workspace import WorkspaceStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STUCK_DEFINITION = (
     "Open deals in a stage longer than the stage's SLA, with no open activity (task, call, meeting) due "
@@ -59,6 +61,8 @@ class StuckResult:
         return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
 
     def to_pandas(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame([asdict(d) for d in self.deals], columns=list(StuckDeal.__dataclass_fields__))
 
 

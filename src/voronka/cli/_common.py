@@ -9,9 +9,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
 import typer
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +19,9 @@ from voronka.domain.parse import parse_time
 from voronka.errors import VoronkaError
 from voronka.service.workspace import Workspace
 from voronka.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 F = TypeVar("F", bound=Callable[..., Any])
 

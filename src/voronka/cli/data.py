@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
 import typer
 
 from voronka.cli._common import guard, out, workspace
@@ -39,6 +38,8 @@ def export(
     encoding: str = typer.Option(None, help="CSV encoding, e.g. cp1251 for old Excel."),
 ) -> None:
     """Export a table or a report as CSV, XLSX or JSON."""
+    import pandas as pd
+
     ws = workspace()
     if what == "funnel":
         if pipeline is None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Select, select
 from sqlalchemy.orm import aliased
 
@@ -24,6 +23,9 @@ from voronka.store.schema import (
     users,
 )
 from voronka.store.workspace import WorkspaceStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("csv", "xlsx", "json")
 TABLES = ("deals", "moves", "activities", "events", "costs", "pipelines", "users")
@@ -170,6 +172,8 @@ def _query(name: str) -> Select[Any]:
 
 def table_frame(store: WorkspaceStore, name: str, *, pipeline: str | None = None) -> pd.DataFrame:
     """A workspace table as a DataFrame, with names instead of ids where people read them."""
+    import pandas as pd
+
     if name not in TABLES:
         raise InputError(f"Unknown table {name!r}: use one of {', '.join(TABLES)}.")
     stmt = _query(name)

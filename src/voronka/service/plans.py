@@ -21,9 +21,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import and_, select
 
 from voronka.domain.parse import parse_amount, parse_time
@@ -31,6 +30,9 @@ from voronka.errors import InputError
 from voronka.service.rates import Rates, load_rates
 from voronka.store.schema import activities, deals, pipelines, plans, stage_moves, stages, users
 from voronka.store.workspace import WorkspaceStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METRICS = ("revenue", "won", "leads", "activities")
 PERIODS = ("week", "month", "quarter")
@@ -173,6 +175,8 @@ class PlanFactResult:
         return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
 
     def to_pandas(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame([asdict(r) for r in self.rows])
 
 
@@ -289,6 +293,8 @@ def _scope(facts: pd.DataFrame, metric: str, pipe: str, owner: str) -> pd.DataFr
 
 def _facts(store: WorkspaceStore, lo: datetime, hi: datetime) -> pd.DataFrame:
     """Every fact event in ``[lo, hi)``: metric, time, pipeline, owner, value, currency."""
+    import pandas as pd
+
     owner = users.c.name.label("owner")
     won = (
         select(stage_moves.c.at, pipelines.c.name.label("pipeline"), owner, deals.c.amount, deals.c.currency)

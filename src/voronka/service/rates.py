@@ -11,14 +11,17 @@ import bisect
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import and_, select
 
 from voronka.domain.parse import parse_time
 from voronka.errors import InputError
 from voronka.store.schema import currency_rates
 from voronka.store.workspace import WorkspaceStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _code(text: str, what: str) -> str:
@@ -45,6 +48,8 @@ def set_rate(store: WorkspaceStore, currency: str, quote: str, rate: float, day:
 def import_rates(store: WorkspaceStore, path: str | Path, quote: str) -> int:
     """Import a CSV of rates with columns ``date``, ``currency``, ``rate`` (1 currency = rate ``quote``); all the
     rows land in one transaction or none does. Returns the number of rows."""
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path, sep=None, engine="python", dtype=str)
     except (OSError, ValueError) as exc:
@@ -106,6 +111,8 @@ def load_rates(store: WorkspaceStore) -> Rates:
 
 def list_rates(store: WorkspaceStore) -> pd.DataFrame:
     """Every rate: currency, quote, day, rate."""
+    import pandas as pd
+
     rates = load_rates(store)
     rows = [
         {"currency": c, "quote": q, "day": d.isoformat(), "rate": v}

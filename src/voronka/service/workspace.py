@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from voronka.analytics.forecast.backtest import BacktestResult
-from voronka.analytics.forecast.forecast import ForecastQuery, ForecastResult
-from voronka.analytics.forecast.reverse import NeedResult
 from voronka.analytics.stage_funnel import GroupBy, StageFunnelQuery, StageFunnelResult, run_stage_funnel
 from voronka.analytics.stuck import StuckResult, find_stuck
 from voronka.domain.parse import parse_time
 from voronka.service.plans import Plan, PlanFactResult
 from voronka.store.workspace import WorkspaceStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: the forecast's modules import pandas (0.3 s of every command's start)
     from voronka.analytics.diagnosis.diagnose import DiagnosisResult
+    from voronka.analytics.forecast.backtest import BacktestResult
+    from voronka.analytics.forecast.forecast import ForecastResult
+    from voronka.analytics.forecast.reverse import NeedResult
 
 
 class Workspace(WorkspaceStore):
@@ -68,6 +68,7 @@ class Workspace(WorkspaceStore):
     def forecast(self, pipeline: str | int, *, currency: str | None = None, **query: Any) -> ForecastResult:
         """Forecast of the next months in ``currency`` (default: the pipeline's main one); other keyword arguments
         as :class:`voronka.analytics.forecast.ForecastQuery`."""
+        from voronka.analytics.forecast.forecast import ForecastQuery
         from voronka.service.forecast import forecast
 
         return forecast(self, pipeline, ForecastQuery(**query), currency)

@@ -21,16 +21,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from voronka.analytics.forecast.history import DAY_US, FlowHistory, first_time, open_deals, wins
 from voronka.analytics.forecast.model import FitOptions, fit
 from voronka.analytics.forecast.montecarlo import add_months, simulate
 from voronka.errors import InputError
 from voronka.store.types import from_micros, to_micros
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -92,6 +94,8 @@ class BacktestResult:
         return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
 
     def to_pandas(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame([asdict(r) for r in self.rows])
 
 

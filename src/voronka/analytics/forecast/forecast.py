@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from voronka.analytics.forecast.chain import absorption
 from voronka.analytics.forecast.history import FlowHistory
@@ -16,6 +15,9 @@ from voronka.analytics.forecast.model import FitOptions, FlowModel, fit, mean_pa
 from voronka.analytics.forecast.montecarlo import Samples, simulate
 from voronka.errors import InputError
 from voronka.store.types import from_micros
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ForecastBy = Literal["owner", "source"]
 FORECAST_BYS: tuple[str, ...] = ("owner", "source")
@@ -125,6 +127,8 @@ class ForecastResult:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per (group, month, measure): mean, p10, p50, p90."""
+        import pandas as pd
+
         rows = []
         for g in self.groups if self.by else [GroupForecast("all", 0, 0.0, self.months)]:
             for m in g.months:
