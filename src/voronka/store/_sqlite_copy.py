@@ -178,9 +178,24 @@ def shape(raw: sqlite3.Connection, table: str) -> Shape | None:
 
 
 def _scratch(path: Path, data: pa.Table, into: Shape | None) -> Path:
-    import adbc_driver_sqlite.dbapi as adbc
+    # ADBC's low-level API: its DB-API module imports pandas and polars when they are installed (0.2-0.25 s of a
+    # big import, on the GIL, and two more threads), for nothing used here.
+    import adbc_driver_manager as adbc
+    import adbc_driver_sqlite
 
-    with adbc.connect(str(path), autocommit=True) as db, db.cursor() as cur:
+    with adbc_driver_sqlite.connect(str(path)) as db, adbc.AdbcConnection(db) as conn:  # autocommit
+
+        def run(sql: str) -> None:
+            with adbc.AdbcStatement(conn) as stmt:
+                stmt.set_sql_query(sql)
+                stmt.execute_update()
+
+        def ingest(mode: str) -> None:
+            with adbc.AdbcStatement(conn) as stmt:
+                stmt.set_options(**{adbc.INGEST_OPTION_TARGET_TABLE: "rows", adbc.INGEST_OPTION_MODE: mode})
+                stmt.bind_stream(data)
+                stmt.execute_update()
+
         # A scratch file: nothing to recover after a crash, and the index sorts stay in memory. Its pages can be
         # bigger than the workspace's (fewer B-tree pages to fill: 10-15% less time here): rows are copied, not pages.
         for pragma in (
@@ -190,15 +205,14 @@ def _scratch(path: Path, data: pa.Table, into: Shape | None) -> Path:
             "cache_size=-262144",
             "temp_store=MEMORY",
         ):
-            cur.execute(f"PRAGMA {pragma}")
-            cur.fetchall()
-        cur.execute("BEGIN")
+            run(f"PRAGMA {pragma}")
+        run("BEGIN")
         if into is None:
-            cur.adbc_ingest("rows", data, mode="create")
+            ingest(adbc.INGEST_OPTION_MODE_CREATE)
         else:
-            cur.execute(into.table)
-            cur.adbc_ingest("rows", data, mode="append")
+            run(into.table)
+            ingest(adbc.INGEST_OPTION_MODE_APPEND)
             for index in into.indexes:  # after the rows: one sort each instead of a B-tree insert per row
-                cur.execute(index)
-        cur.execute("COMMIT")
+                run(index)
+        run("COMMIT")
     return path
