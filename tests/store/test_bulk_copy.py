@@ -352,3 +352,20 @@ def test_copy_rows_calls_back_once_per_table_as_soon_as_all_its_rows_are_in(tmp_
         _sqlite_copy.copy_rows(conn, [(deals, data), (stage_moves, moves)], set(both), copied)
     assert sorted(calls) == [("deals", BIG), ("stage_moves", 2 * _sqlite_copy.SLICE_ROWS)]
     ws.close()
+
+
+@pytest.mark.parametrize("ids", [np.arange(1001, 1101), np.r_[np.arange(1, 51), np.arange(61, 111)]])
+def test_a_scratch_file_keeps_the_ids_given(tmp_path: Path, ids: np.ndarray) -> None:
+    """Ids that follow one another are left to SQLite after the first row's (each new row gets the largest id
+    plus one); the rows keep the ids given either way."""
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, len(ids)).set_column(0, "id", pa.array(ids, pa.int64()))
+    with ws.engine.connect() as conn:
+        shaped = shape(conn.connection.driver_connection, "stage_moves")  # type: ignore[arg-type]
+    assert shaped is not None and shaped.rowid == "id"
+    moves = _creation_moves(data).set_column(0, "id", pa.array(ids, pa.int64()))
+    scratch = _sqlite_copy._scratch(tmp_path / "moves.db", moves, shaped)
+    with sqlite3.connect(scratch) as db:
+        assert [i for (i,) in db.execute("SELECT id FROM rows ORDER BY id")] == ids.tolist()
+        assert db.execute("SELECT count(*) FROM rows WHERE deal_id = id").fetchone() == (len(ids),)
+    ws.close()

@@ -42,10 +42,12 @@ Rows = pa.Table | Callable[[], pa.Table]  # rows, or a function that makes them 
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """The DDL of a scratch table ``rows`` shaped exactly as a workspace table, and of its indexes."""
+    """The DDL of a scratch table ``rows`` shaped exactly as a workspace table, and of its indexes; ``rowid``
+    names its ``INTEGER PRIMARY KEY`` column (the row id itself), if it has one."""
 
     table: str
     indexes: list[str]
+    rowid: str | None = None
 
 
 def copy_rows(
@@ -159,6 +161,8 @@ def shape(raw: sqlite3.Connection, table: str) -> Shape | None:
     key = [name for _, name, *_, pk, _ in sorted(columns, key=lambda c: c[5]) if pk]
     if key:
         defs.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in key) + ")")
+    declared = {name: kind for _, name, kind, *_ in columns}
+    rowid = key[0] if len(key) == 1 and declared[key[0]].upper() == "INTEGER" else None
     indexes = []
     for n, (_, index, unique, origin, partial) in enumerate(raw.execute(f"PRAGMA main.index_list({table})")):
         keys = [
@@ -174,7 +178,7 @@ def shape(raw: sqlite3.Connection, table: str) -> Shape | None:
             defs.append(f"UNIQUE ({', '.join(keys)})")
         elif origin == "c":
             indexes.append(f"CREATE {'UNIQUE ' if unique else ''}INDEX rows_{n} ON rows ({', '.join(keys)})")
-    return Shape(f"CREATE TABLE rows ({', '.join(defs)})", indexes)
+    return Shape(f"CREATE TABLE rows ({', '.join(defs)})", indexes, rowid)
 
 
 def _scratch(path: Path, data: pa.Table, into: Shape | None) -> Path:
@@ -190,10 +194,10 @@ def _scratch(path: Path, data: pa.Table, into: Shape | None) -> Path:
                 stmt.set_sql_query(sql)
                 stmt.execute_update()
 
-        def ingest(mode: str) -> None:
+        def ingest(rows: pa.Table, mode: str) -> None:
             with adbc.AdbcStatement(conn) as stmt:
                 stmt.set_options(**{adbc.INGEST_OPTION_TARGET_TABLE: "rows", adbc.INGEST_OPTION_MODE: mode})
-                stmt.bind_stream(data)
+                stmt.bind_stream(rows)
                 stmt.execute_update()
 
         # A scratch file: nothing to recover after a crash, and the index sorts stay in memory. Its pages can be
@@ -208,11 +212,28 @@ def _scratch(path: Path, data: pa.Table, into: Shape | None) -> Path:
             run(f"PRAGMA {pragma}")
         run("BEGIN")
         if into is None:
-            ingest(adbc.INGEST_OPTION_MODE_CREATE)
+            ingest(data, adbc.INGEST_OPTION_MODE_CREATE)
         else:
             run(into.table)
-            ingest(adbc.INGEST_OPTION_MODE_APPEND)
+            if into.rowid is not None and _consecutive(data, into.rowid):
+                # Ids that follow one another are left to SQLite after the first row's: a new row gets the largest
+                # row id plus one, appended without looking up whether its id is taken (a million deals and 1.65
+                # million moves: 0.35 CPU s less).
+                ingest(data.slice(0, 1), adbc.INGEST_OPTION_MODE_APPEND)
+                data = data.slice(1).drop_columns([into.rowid])
+            ingest(data, adbc.INGEST_OPTION_MODE_APPEND)
             for index in into.indexes:  # after the rows: one sort each instead of a B-tree insert per row
                 run(index)
         run("COMMIT")
     return path
+
+
+def _consecutive(data: pa.Table, name: str) -> bool:
+    """Whether column ``name`` of ``data`` counts up by one from row to row, without nulls."""
+    if name not in data.column_names or data.num_rows < 2:
+        return False
+    ids = data.column(name)
+    if ids.null_count or not pa.types.is_integer(ids.type):
+        return False
+    values = ids.to_numpy()
+    return bool((np.diff(values) == 1).all())
