@@ -89,6 +89,11 @@ def copy_rows(
             for piece in _slices(data, shapes[table]):
                 path = folder / f"{len(written)}.db"
                 written[pool.submit(_scratch, path, piece, shapes[table])] = (table, piece, shapes[table])
+        # References are checked column-wise while the scratch files are written, not after the copies: these
+        # only add the rows checked, so the answer is the same, and this thread would be waiting meanwhile.
+        verify = not checked and bool(made) and all(table in transfer for table, _ in made)
+        if verify:
+            references_found(raw, made)
         left = Counter(t for t, _, _ in written.values())  # scratch files still to copy, per table
         for done in list(written) if checked else as_completed(written):
             table, data, s = written[done]
@@ -104,8 +109,7 @@ def copy_rows(
             left[table] -= 1
             if not left[table] and copied is not None:
                 copied(table)
-    if not checked and made and all(table in transfer for table, _ in made):
-        references_found(raw, made)
+    if verify:
         verified(conn, {table.name for table, _ in made}, raw.total_changes)
 
 
