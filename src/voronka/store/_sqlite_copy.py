@@ -43,11 +43,13 @@ Rows = pa.Table | Callable[[], pa.Table]  # rows, or a function that makes them 
 @dataclass(frozen=True, slots=True)
 class Shape:
     """The DDL of a scratch table ``rows`` shaped exactly as a workspace table, and of its indexes; ``rowid``
-    names its ``INTEGER PRIMARY KEY`` column (the row id itself), if it has one."""
+    names its ``INTEGER PRIMARY KEY`` column (the row id itself), if it has one, ``defaults`` the columns with
+    a default."""
 
     table: str
     indexes: list[str]
     rowid: str | None = None
+    defaults: frozenset[str] = frozenset()
 
 
 def copy_rows(
@@ -182,7 +184,8 @@ def shape(raw: sqlite3.Connection, table: str) -> Shape | None:
             defs.append(f"UNIQUE ({', '.join(keys)})")
         elif origin == "c":
             indexes.append(f"CREATE {'UNIQUE ' if unique else ''}INDEX rows_{n} ON rows ({', '.join(keys)})")
-    return Shape(f"CREATE TABLE rows ({', '.join(defs)})", indexes, rowid)
+    defaults = frozenset(name for _, name, _, _, default, *_ in columns if default is not None)
+    return Shape(f"CREATE TABLE rows ({', '.join(defs)})", indexes, rowid, defaults)
 
 
 def _scratch(path: Path, data: pa.Table, into: Shape | None) -> Path:
@@ -219,6 +222,14 @@ def _scratch(path: Path, data: pa.Table, into: Shape | None) -> Path:
             ingest(data, adbc.INGEST_OPTION_MODE_CREATE)
         else:
             run(into.table)
+            # Columns null in every row and without a default are left out: the same records, fewer values bound
+            # (a value costs a call and a lock in ADBC's SQLite; the deals' source and segment: 0.07 s a million).
+            blank = [
+                name
+                for name, column in zip(data.column_names, data.columns, strict=True)
+                if name not in into.defaults and column.null_count == len(column)
+            ]
+            data = data.drop_columns(blank)
             if into.rowid is not None and _consecutive(data, into.rowid):
                 # Ids that follow one another are left to SQLite after the first row's: a new row gets the largest
                 # row id plus one, appended without looking up whether its id is taken (a million deals and 1.65
