@@ -189,8 +189,8 @@ def shape(raw: sqlite3.Connection, table: str) -> Shape | None:
 
 
 def _scratch(path: Path, data: pa.Table, into: Shape | None) -> Path:
-    # ADBC's low-level API: its DB-API module imports pandas and polars when they are installed (0.2-0.25 s of a
-    # big import, on the GIL, and two more threads), for nothing used here.
+    # ADBC's low-level API: its DB-API module imports polars and pandas when they are installed (0.2 CPU s of a big
+    # import, on the GIL, two more threads and 37 MiB), for nothing used here.
     import adbc_driver_manager as adbc
     import adbc_driver_sqlite
 
