@@ -352,3 +352,38 @@ def test_copy_rows_calls_back_once_per_table_as_soon_as_all_its_rows_are_in(tmp_
         _sqlite_copy.copy_rows(conn, [(deals, data), (stage_moves, moves)], set(both), copied)
     assert sorted(calls) == [("deals", BIG), ("stage_moves", 2 * _sqlite_copy.SLICE_ROWS)]
     ws.close()
+
+
+@pytest.mark.parametrize("ids", [np.arange(1001, 1101), np.r_[np.arange(1, 51), np.arange(61, 111)]])
+def test_a_scratch_file_keeps_the_ids_given(tmp_path: Path, ids: np.ndarray) -> None:
+    """Ids that follow one another are left to SQLite after the first row's (each new row gets the largest id
+    plus one); the rows keep the ids given either way."""
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    data = _deals(ws, len(ids)).set_column(0, "id", pa.array(ids, pa.int64()))
+    with ws.engine.connect() as conn:
+        shaped = shape(conn.connection.driver_connection, "stage_moves")  # type: ignore[arg-type]
+    assert shaped is not None and shaped.rowid == "id"
+    moves = _creation_moves(data).set_column(0, "id", pa.array(ids, pa.int64()))
+    scratch = _sqlite_copy._scratch(tmp_path / "moves.db", moves, shaped)
+    with sqlite3.connect(scratch) as db:
+        assert [i for (i,) in db.execute("SELECT id FROM rows ORDER BY id")] == ids.tolist()
+        assert db.execute("SELECT count(*) FROM rows WHERE deal_id = id").fetchone() == (len(ids),)
+    ws.close()
+
+
+def test_a_scratch_file_leaves_out_columns_null_throughout_unless_they_have_a_default(tmp_path: Path) -> None:
+    """A column null in every row is not bound when it has no default (the record is the same); with a default
+    it is, or the row would get the default instead of the null."""
+    ws = Workspace.connect(f"sqlite:///{tmp_path / 'ws.db'}")
+    with ws.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        raw.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, tag TEXT DEFAULT 'x', note TEXT)")
+        shaped = shape(raw, "notes")  # type: ignore[arg-type]
+    assert shaped is not None and shaped.defaults == {"tag"}
+    blank = pa.array([None] * 3, pa.string())
+    rows = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "tag": blank, "note": blank})
+    scratch = _sqlite_copy._scratch(tmp_path / "notes.db", rows, shaped)
+    with sqlite3.connect(scratch) as db:
+        landed = db.execute("SELECT id, tag, note FROM rows ORDER BY id").fetchall()
+    assert landed == [(i, None, None) for i in (1, 2, 3)]
+    ws.close()

@@ -221,6 +221,11 @@ def bulk_rows(conn: Connection, tables: Sequence[Table], expected: int) -> Itera
         for ix in [ix for ix in rebuild if ix.table is table]:
             ix.create(conn)
             rebuild.remove(ix)
+        if not rebuild and cache is not None and len(transfer) == len(tables):
+            # Only records are transferred from now on: the usual cache again, so that the deals' copy (the last)
+            # writes out its pages as they fill instead of holding a quarter GiB of fresh ones (in process, 1.33
+            # instead of 1.52-1.55 GiB at the peak of a million-row import).
+            conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
 
     def insert(parts: Sequence[tuple[Table, Rows]]) -> None:
         # Rows given as a function count as ``expected``: made later, they let the first tables be written sooner
