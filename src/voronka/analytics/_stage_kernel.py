@@ -7,6 +7,8 @@ that. Small logs keep the NumPy path (no compiler to load); ``tests/analytics`` 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -77,24 +79,15 @@ def deal_facts_kernel(  # noqa: PLR0913 - the log's columns, as the NumPy path t
     return max_pos, bits, end_pos, cur_pos, reason, entry, cycle, total, count
 
 
-def deal_facts(
-    pos: I64,
-    move_at: I64,
-    move_reason: I64,
-    starts: I64,
-    status: NDArray[np.int8],
-    idx: I64,
-    deal_since: I64,
-    exit_at: I64,
-    n: int,
-) -> tuple[I64, I64, I64, I64, I64, I64, I64, NDArray[np.float64], I64]:
-    """:func:`deal_facts_kernel` on read-only views of the arrays, so that it is compiled for one signature.
+def deal_facts(*args: Any) -> tuple[I64, I64, I64, I64, I64, I64, I64, NDArray[np.float64], I64]:
+    """:func:`deal_facts_kernel` (the same arguments) on read-only views of the arrays, so that it is compiled for
+    one signature.
 
     Numba compiles a function again for each mix of read-only and writable arrays (seconds of CPU each), and a
     log's columns come either way: read-only when NumPy wraps Arrow's buffers, writable when computed.
     """
-    arrays = (pos, move_at, move_reason, starts, status, idx, deal_since, exit_at)
-    return deal_facts_kernel(*map(_readonly, arrays), n)
+    *arrays, n = args
+    return deal_facts_kernel(*map(_readonly, arrays), n)  # type: ignore[no-any-return]
 
 
 def _readonly(a: NDArray[np.generic]) -> NDArray[np.generic]:
