@@ -96,7 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     controller runs no test, and on a fresh clone (no bytecode cached yet) those imports cost it seconds of CPU
     that the workers, importing the same, need.
     """
-    if hasattr(config, "workerinput") or not _controller(config):
+    if not _controller(config):
         _set_up_tests()
     if hasattr(config, "workerinput") or not _runs_events(config):  # xdist workers: the controller started it
         return

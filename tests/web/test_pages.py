@@ -236,3 +236,18 @@ def test_dashboard_tables_download_as_csv_and_xlsx(site: Site) -> None:
     # The head chose no language: Accept-Language gives Russian, and a Russian CSV uses ';'
     assert "Этап;Причина отказа;Сделки" in ru.content.decode("utf-8-sig")
     assert head.get(f"/dashboard/{pid}/export/secrets.csv").status_code == 404
+
+
+def test_the_api_schema_has_every_api_route_with_its_tag_and_errors_and_no_page(site: Site) -> None:
+    # The app takes the routers' routes as they are (not through include_router): the schema must still list
+    # every API operation under /api/v1 with the router's tag and error answers, and none of the pages.
+    from voronka.web import api, pages
+
+    schema = site.client().get("/api/v1/openapi.json").json()
+    listed = {(m.upper(), p) for p, ops in schema["paths"].items() for m in ops}
+    routes = {(m, r.path) for r in api.router.routes for m in r.methods if r.include_in_schema}
+    assert listed == routes and all(p.startswith("/api/v1/") for _, p in listed)
+    for ops in schema["paths"].values():
+        for op in ops.values():
+            assert op["tags"] == ["v1"] and {"401", "403", "404", "409", "422"} <= set(op["responses"])
+    assert not {r.path for r in pages.router.routes} & set(schema["paths"])

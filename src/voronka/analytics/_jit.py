@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from numba import njit
 
 
@@ -31,3 +32,12 @@ def kernel(fn: Any = None, **options: Any) -> Any:
 
     cache.load_overload = load_overload
     return disp
+
+
+def readonly(a: Any, dtype: Any = None) -> Any:
+    """``a`` as a kernel should take it: contiguous (of ``dtype`` when given) and read-only, a view (the caller's
+    array keeps its flags). Numba compiles a kernel again for each mix of read-only and writable arrays (seconds
+    of CPU each), and arrays come either way: read-only when NumPy wraps Arrow's buffers, writable when computed."""
+    view = np.ascontiguousarray(a, dtype=dtype).view()
+    view.flags.writeable = False
+    return view

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from voronka.analytics._jit import kernel
+from voronka.analytics._jit import kernel, readonly
 from voronka.analytics._log import I64
 
 _OPEN, _WON, _LOST, _MOVED = 0, 1, 2, 3
@@ -80,17 +80,7 @@ def deal_facts_kernel(  # noqa: PLR0913 - the log's columns, as the NumPy path t
 
 
 def deal_facts(*args: Any) -> tuple[I64, I64, I64, I64, I64, I64, I64, NDArray[np.float64], I64]:
-    """:func:`deal_facts_kernel` (the same arguments) on read-only views of the arrays, so that it is compiled for
-    one signature.
-
-    Numba compiles a function again for each mix of read-only and writable arrays (seconds of CPU each), and a
-    log's columns come either way: read-only when NumPy wraps Arrow's buffers, writable when computed.
-    """
+    """:func:`deal_facts_kernel` (the same arguments) on read-only views of the arrays (``_jit.readonly``), so
+    that it is compiled for one signature: a log's columns come read-only or writable."""
     *arrays, n = args
-    return deal_facts_kernel(*map(_readonly, arrays), n)  # type: ignore[no-any-return]
-
-
-def _readonly(a: NDArray[np.generic]) -> NDArray[np.generic]:
-    view = a.view()
-    view.flags.writeable = False
-    return view
+    return deal_facts_kernel(*map(readonly, arrays), n)  # type: ignore[no-any-return]

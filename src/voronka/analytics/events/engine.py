@@ -18,6 +18,7 @@ import duckdb
 import numpy as np
 from numpy.typing import NDArray
 
+from voronka.analytics._jit import readonly
 from voronka.analytics.events import _bits as K
 from voronka.analytics.events.query import FunnelQuery, FunnelQueryError, _us, to_micros
 from voronka.analytics.events.result import FunnelResult, Units, build_result
@@ -388,7 +389,7 @@ class Ingest:
         """Enter rows with their masks (made in SQL)."""
         from voronka.analytics.events import _table
 
-        ent, ts, mask, code = (_readonly(a, dt) for a, dt in zip((ent, ts, mask, code), _DTYPES, strict=True))
+        ent, ts, mask, code = (readonly(a, dt) for a, dt in zip((ent, ts, mask, code), _DTYPES, strict=True))
         rec, bucket = self._prepare(len(ent))
         self._enter(_table.bucket_order(ent, ts, mask, code, self.bits, rec, bucket))
 
@@ -398,7 +399,7 @@ class Ingest:
         """Enter rows with their event values: the masks are made on the way (``rule``)."""
         from voronka.analytics.events import _table
 
-        ent, ts, ev, code = (_readonly(a, dt) for a, dt in zip((ent, ts, ev, code), _EVENT_DTYPES, strict=True))
+        ent, ts, ev, code = (readonly(a, dt) for a, dt in zip((ent, ts, ev, code), _EVENT_DTYPES, strict=True))
         rec, bucket = self._prepare(len(ent))
         self._enter(_table.bucket_order_events(ent, ts, ev, code, self.bits, rec, bucket, rule.lut, rule.rule))
 
@@ -442,9 +443,7 @@ class Ingest:
         rec, out, base = self.scratch[0], self.cols, self.n_kept
         nb = len(starts) - 1
         kept = np.zeros(nb, np.int64)
-        n = int(starts[-1])
-        half = int(np.searchsorted(starts, n // 2)) if self.threads > 1 and n >= _PARALLEL_ROWS else nb
-        parts = [(0, half), (half, nb)] if 0 < half < nb else [(0, nb)]
+        parts = _parts(starts, self.threads)
         # Per part: [bucket to resume from (-1: done), row to resume from, where its kept rows start, end, last bucket]
         todo = [[b0, int(starts[b0]), base + int(starts[b0]), base + int(starts[b0]), b1] for b0, b1 in parts]
         while True:
@@ -516,17 +515,22 @@ class Ingest:
         attr_step = (q.attribution_step or 1) - 1
         attempts = q.count == "attempts"
         args = (*cols, boffs, self.table, unit_offs, n, kernel_params(q), first_only, attempts, attribution, attr_step)
-        nb = boffs.shape[1] - 1
-        rows = np.cumsum(np.diff(boffs, axis=1).sum(axis=0))  # kept rows up to and including each bucket
-        # Two threads, each walking the buckets of about half the rows (the kernel releases the GIL); one when the
-        # rows are few.
-        half = int(np.searchsorted(rows, rows[-1] // 2)) + 1 if nb and rows[-1] >= _PARALLEL_ROWS else nb
-        parts = [(0, half), (half, nb)] if self.threads > 1 and 0 < half < nb else [(0, nb)]
+        # Kept rows before each bucket: two threads walk the buckets of about half the rows each (the kernel
+        # releases the GIL).
+        parts = _parts(np.r_[0, np.cumsum(np.diff(boffs, axis=1).sum(axis=0))], self.threads)
         if len(parts) == 1:
-            _kernel.funnel(*args, out, 0, nb)
+            _kernel.funnel(*args, out, *parts[0])
         else:
             _on_two_threads(_kernel.funnel, (*args, out, *parts[0]), (*args, out, *parts[1]))
         return Units(*out)
+
+
+def _parts(starts: NDArray[np.int64], threads: int) -> list[tuple[int, int]]:
+    """The buckets (``starts[b]``: the rows before bucket b) as one range, or, with two threads and rows enough,
+    two ranges of about half the rows each."""
+    nb, n = len(starts) - 1, int(starts[-1])
+    half = int(np.searchsorted(starts, n // 2)) if threads > 1 and n >= _PARALLEL_ROWS else nb
+    return [(0, half), (half, nb)] if 0 < half < nb else [(0, nb)]
 
 
 def _on_two_threads(fn: Any, here: tuple[Any, ...], there: tuple[Any, ...]) -> None:
@@ -536,13 +540,6 @@ def _on_two_threads(fn: Any, here: tuple[Any, ...], there: tuple[Any, ...]) -> N
         other = pool.submit(fn, *there)
         fn(*here)
         other.result()
-
-
-def _readonly(a: NDArray[Any], dtype: Any) -> NDArray[Any]:
-    """The array as the scan hands it over (contiguous, read-only), so the kernels are compiled for one type."""
-    a = np.ascontiguousarray(a, dtype=dtype)
-    a.flags.writeable = False
-    return a
 
 
 def validate_engine(engine: str) -> None:
