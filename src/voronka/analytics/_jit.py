@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 
 def kernel(fn: Any = None, **options: Any) -> Any:
     """``@kernel`` or ``@kernel(nogil=True, …)``: ``njit(cache=True, …)`` with the light cache load."""
     if fn is None:
         return lambda f: kernel(f, **options)
+    from numba import njit  # here: a module that only calls ``readonly`` does not load Numba (and SciPy with it)
+
     disp = njit(cache=True, **options)(fn)
     cache = disp._cache
 
